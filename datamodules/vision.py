@@ -1,0 +1,162 @@
+"""One LightningDataModule for the torchvision image-classification datasets.
+
+The dataset is read once through torchvision's own class, kept as a normalized float tensor
+(moved to the training device when it trains there) and served as whole batches.
+"""
+
+import logging
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchvision.datasets import VisionDataset
+
+from datamodules.augment import random_crop_flip
+from datamodules.batches import BatchIndices, TensorBatchLoader
+
+log = logging.getLogger(__name__)
+
+DATA_ENV = "INITBENCH_DATA"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset's files are missing, corrupt, or could not be downloaded."""
+
+
+class VisionDataModule(L.LightningDataModule):
+    """Train/val/test splits of a torchvision dataset as resident tensors.
+
+    Args:
+        root: folder holding the dataset in torchvision's layout.
+        batch_size: training batch size per device.
+        eval_batch_size: batch size for validation and test.
+        val_size: samples of the official training set held out for validation.
+        split_seed: seed of the train/val split; fixed so every run validates on the same images.
+        seed: seed of the per-epoch shuffling and augmentation.
+        augment: random crop with padding and horizontal flip on training batches.
+        download: let torchvision download missing files.
+        on_device: keep the tensors on the training device (GPU-resident data path).
+    """
+
+    dataset_cls: ClassVar[type[VisionDataset]]
+    input_shape: ClassVar[tuple[int, int, int]]
+    num_classes: ClassVar[int]
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        seed: int = 0,
+        augment: bool = False,
+        download: bool = False,
+        on_device: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value <= 0:
+                raise ValueError(f"data.{name} must be positive, got {value}")
+        if val_size < 0:
+            raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+        self.root = Path(os.path.expanduser(root))
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.augment, self.download, self.on_device = augment, download, on_device
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+
+    @classmethod
+    def expected_files(cls, root: Path) -> list[Path]:
+        """The files torchvision reads for this dataset, for error messages."""
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        """Download once per node when allowed (Lightning calls this on one process only)."""
+        if self.download:
+            for train in (True, False):
+                self._open(train)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        x, y = self._load(train=True)
+        self.mean, self.std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
+        if self.val_size >= len(x):
+            raise ValueError(f"data.val_size={self.val_size} leaves no training data ({len(x)})")
+        val, train = order[: self.val_size], order[self.val_size :]
+        test_x, test_y = self._load(train=False)
+        self.splits = {
+            "train": (self._normalize(x[train]), y[train]),
+            "val": (self._normalize(x[val]), y[val]),
+            "test": (self._normalize(test_x), test_y),
+        }
+        log.info("%s: %s", type(self).__name__, {k: len(v[1]) for k, v in self.splits.items()})
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean[:, None, None]) / self.std[:, None, None]
+
+    def _open(self, train: bool) -> VisionDataset:
+        try:
+            return self.dataset_cls(str(self.root), train=train, download=self.download)
+        except Exception as error:  # torchvision raises many types; all mean "no usable files"
+            raise self._not_found(error) from error
+
+    def _load(self, train: bool) -> tuple[Tensor, Tensor]:
+        """Read one official split as float images in [0, 1], shape (N, C, H, W)."""
+        dataset = self._open(train)
+        x = torch.as_tensor(dataset.data)
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        y = torch.as_tensor(dataset.targets, dtype=torch.long)
+        if tuple(x.shape[1:]) != self.input_shape or len(x) != len(y) or len(x) == 0:
+            raise self._not_found(
+                ValueError(f"read images of shape {tuple(x.shape)} and {len(y)} labels")
+            )
+        return x.float().div_(255), y
+
+    def _not_found(self, error: Exception) -> DataNotFoundError:
+        files = "\n".join(f"  {p}" for p in self.expected_files(self.root))
+        return DataNotFoundError(
+            f"{type(self).__name__}: no usable dataset under '{self.root}' "
+            f"({type(error).__name__}: {error}).\n"
+            f"Expected these files (torchvision's layout):\n{files}\n"
+            f"Point the data root at them with the environment variable {DATA_ENV} or "
+            f"data.root=PATH, or allow a download with data.download=true."
+        )
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if self.on_device and trainer else torch.device("cpu")
+
+    def _loader(self, split: str, train: bool) -> TensorBatchLoader:
+        if not self.splits:
+            self.setup()
+        x, y = (t.to(self._device()) for t in self.splits[split])
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if train and trainer else (0, 1)
+        sampler = BatchIndices(
+            len(y),
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            drop_last=train,
+            rank=rank,
+            world_size=world,
+        )
+        transform = random_crop_flip if train and self.augment else None
+        return TensorBatchLoader(x, y, sampler, transform)
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self._loader("test", train=False)

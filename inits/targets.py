@@ -1,0 +1,102 @@
+"""The one place that knows which tensor of which layer an init strategy writes.
+
+Strategies see weights only through ``weight_targets``: each is a matrix or kernel whose own shape
+gives the right fans. An LSTM's stacked ``weight_ih``/``weight_hh`` are split into their four gate
+blocks (i, f, g, o), so fans and orthogonality are per gate, never over the 4H-row stack.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+RECURRENT = (nn.LSTM, nn.LSTMCell)
+NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+LSTM_GATES = ("input", "forget", "cell", "output")  # PyTorch's order of the stacked blocks
+
+
+@dataclass(frozen=True)
+class WeightTarget:
+    """One tensor for a strategy to initialize in place.
+
+    Attributes:
+        name: the qualified parameter name, with ``[gate]`` for an LSTM gate block.
+        tensor: the parameter itself or a view into it (an LSTM gate block).
+        module: the layer that owns it.
+        recurrent: True for an LSTM's hidden-to-hidden weights.
+    """
+
+    name: str
+    tensor: Tensor
+    module: nn.Module
+    recurrent: bool = False
+
+
+def fans(tensor: Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight: input and output channels times the receptive field,
+    the same definition as ``torch.nn.init``."""
+    if tensor.dim() < 2:
+        raise ValueError(f"fans need a weight with >= 2 dims, got shape {tuple(tensor.shape)}")
+    receptive = tensor[0, 0].numel()
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def weight_targets(model: nn.Module) -> Iterator[WeightTarget]:
+    """Every weight of ``model`` that a strategy initializes, layer by layer in forward order."""
+    for prefix, module in model.named_modules():
+        if isinstance(module, WEIGHTED):
+            yield WeightTarget(_join(prefix, "weight"), module.weight, module)
+        elif isinstance(module, RECURRENT):
+            yield from _lstm_weights(prefix, module)
+        elif not isinstance(module, NORMS) and any(True for _ in module.parameters(recurse=False)):
+            names = [n for n, _ in module.named_parameters(recurse=False)]
+            raise TypeError(
+                f"layer '{prefix}' ({type(module).__name__}) has parameters {names} that no init "
+                f"rule covers; supported layers: "
+                f"{', '.join(t.__name__ for t in WEIGHTED + RECURRENT + NORMS)}"
+            )
+
+
+def _lstm_weights(prefix: str, lstm: nn.Module) -> Iterator[WeightTarget]:
+    for pname, param in lstm.named_parameters(recurse=False):
+        if not pname.startswith("weight_"):
+            continue
+        if param.shape[0] != 4 * lstm.hidden_size:  # a projection (proj_size), not a gate stack
+            yield WeightTarget(_join(prefix, pname), param, lstm)
+            continue
+        recurrent = pname.startswith("weight_hh")
+        for gate, block in zip(LSTM_GATES, param.chunk(4, dim=0)):
+            yield WeightTarget(f"{_join(prefix, pname)}[{gate}]", block, lstm, recurrent)
+
+
+@torch.no_grad()
+def reset_biases_and_norms(model: nn.Module, bias: float | None, forget_bias: float | None) -> None:
+    """Set every bias to ``bias`` (None leaves PyTorch's default), every norm's affine to
+    weight 1 / bias 0, and an LSTM's forget gate to ``forget_bias`` exactly: PyTorch adds
+    ``bias_ih`` and ``bias_hh``, so the value goes into ``bias_ih`` and ``bias_hh`` gets 0."""
+    for module in model.modules():
+        if isinstance(module, NORMS) and getattr(module, "weight", None) is not None:
+            module.weight.fill_(1.0)
+            module.bias.fill_(0.0)
+        elif isinstance(module, WEIGHTED) and module.bias is not None and bias is not None:
+            module.bias.fill_(bias)
+        elif isinstance(module, RECURRENT):
+            _reset_lstm_biases(module, bias, forget_bias)
+
+
+def _reset_lstm_biases(lstm: nn.Module, bias: float | None, forget_bias: float | None) -> None:
+    hidden = lstm.hidden_size
+    forget = slice(hidden, 2 * hidden)
+    for pname, param in lstm.named_parameters(recurse=False):
+        if not pname.startswith("bias_"):
+            continue
+        if bias is not None:
+            param.fill_(bias)
+        if forget_bias is not None:
+            param[forget] = forget_bias if pname.startswith("bias_ih") else 0.0
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

@@ -1,0 +1,29 @@
+"""Xavier/Glorot, LeCun and Kaiming/He as one configurable rule (see ``variance_scaling_``)."""
+
+from inits.samplers import Distribution, FanMode, check_variance_scaling, variance_scaling_
+from inits.strategy import InitStrategy
+from inits.targets import WeightTarget
+
+
+class VarianceScaling(InitStrategy):
+    """Every weight ~ std ``gain / sqrt(fan)``; `conf/init/` names the presets:
+
+    - ``xavier_*``: fan_avg, gain 1 (Glorot & Bengio 2010).
+    - ``lecun_*``: fan_in, gain 1 (LeCun et al. 1998; what Caffe called "xavier").
+    - ``kaiming_*``: fan_in, gain from the activation, sqrt(2) for ReLU (He et al. 2015).
+    """
+
+    def __init__(
+        self,
+        mode: FanMode = "fan_in",
+        distribution: Distribution = "normal",
+        gain: float | None = None,
+        bias: float | None = 0.0,
+        forget_bias: float | None = 1.0,
+    ) -> None:
+        super().__init__(gain, bias, forget_bias)
+        check_variance_scaling(mode, distribution)
+        self.mode, self.distribution = mode, distribution
+
+    def init_weight(self, target: WeightTarget, gain: float) -> None:
+        variance_scaling_(target.tensor, gain, self.mode, self.distribution)

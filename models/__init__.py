@@ -1,0 +1,9 @@
+"""Plain nn.Modules (one file each) and the LightningModule that trains any of them."""
+
+from models.classifier import Classifier
+from models.cnn import CNN
+from models.lstm import LayerNormLSTMCell, LSTMClassifier
+from models.mlp import MLP
+from models.resnet import BasicBlock, ResNet
+
+__all__ = ["CNN", "MLP", "BasicBlock", "Classifier", "LSTMClassifier", "LayerNormLSTMCell", "ResNet"]

@@ -1,0 +1,39 @@
+"""Activation and normalization choices shared by every model, validated by name."""
+
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "selu": nn.SELU,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01, the default that inits' gains assume too
+    "linear": nn.Identity,
+}
+NORMS = ("none", "layernorm")
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` or fail naming it and the valid choices."""
+    if value not in choices:
+        raise ValueError(f"unknown {kind} '{value}'; choose one of: {', '.join(choices)}")
+    return value
+
+
+def activation_layer(name: str) -> nn.Module:
+    check_choice("activation", name, list(ACTIVATIONS))
+    return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()
+
+
+def channel_norm(norm: str, channels: int) -> nn.Module:
+    """LayerNorm of a conv feature map: statistics over (C, H, W) per sample as in Ba et al.
+    (2016), with a per-channel affine; GroupNorm with one group is exactly that (Wu & He 2018)."""
+    check_choice("norm", norm, NORMS)
+    return nn.GroupNorm(1, channels) if norm == "layernorm" else nn.Identity()
+
+
+def feature_norm(norm: str, features: int) -> nn.Module:
+    """LayerNorm over the features of a fully connected layer (Ba et al. 2016)."""
+    check_choice("norm", norm, NORMS)
+    return nn.LayerNorm(features) if norm == "layernorm" else nn.Identity()

@@ -1,0 +1,78 @@
+"""The CIFAR residual network of He et al. (2016), sec. 4.2: depth 6n+2, identity shortcuts only."""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.layers import activation_layer, channel_norm
+
+
+class BasicBlock(nn.Module):
+    """conv3x3 -> norm -> act -> conv3x3 -> norm, added to the shortcut, then act.
+
+    The shortcut is always parameter-free: the identity, or when the block halves the resolution,
+    a stride-2 subsample padded with zero channels ("option A" of He et al. 2016), so every
+    shortcut carries the signal unchanged, which is what makes the init of the branch matter.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, activation: str, norm: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)
+        self.norm1 = channel_norm(norm, out_ch)
+        self.act1 = activation_layer(activation)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.norm2 = channel_norm(norm, out_ch)
+        self.act2 = activation_layer(activation)
+        self.stride, self.extra_channels = stride, out_ch - in_ch
+
+    def zero_init_last(self) -> None:
+        """Zero the last layer of the branch so the block starts as the identity (Goyal et al.
+        2017): the last norm's scale when there is one, else the last conv's weight."""
+        last = self.norm2 if isinstance(self.norm2, nn.GroupNorm) else self.conv2
+        nn.init.zeros_(last.weight)
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels)) if self.extra_channels else x
+
+    def forward(self, x: Tensor) -> Tensor:
+        branch = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
+        return self.act2(branch + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv, three stages of ``(depth - 2) / 6`` blocks of width w, 2w, 4w, average pooling
+    and a linear classifier. ``norm='layernorm'`` puts LayerNorm where the paper has BatchNorm
+    (after each convolution); ``norm='none'`` leaves the network normalization-free."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        depth: int = 20,
+        width: int = 16,
+        activation: str = "relu",
+        norm: str = "none",
+    ) -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"model.depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56...), got {depth}")
+        self.activation = activation
+        blocks_per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(
+            nn.Conv2d(input_shape[0], width, 3, padding=1),
+            channel_norm(norm, width),
+            activation_layer(activation),
+        )
+        blocks, in_ch = [], width
+        for stage in range(3):
+            out_ch = width * 2**stage
+            for i in range(blocks_per_stage):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(BasicBlock(in_ch, out_ch, stride, activation, norm))
+                in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.blocks(self.stem(x)))

@@ -1,0 +1,121 @@
+"""Train one model with one init strategy and log everything to TensorBoard.
+
+    python train.py init=kaiming model=resnet
+    python train.py -m init=xavier_normal,kaiming_normal model=mlp,cnn seed=0,1,2
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from models import Classifier
+
+log = logging.getLogger("initbench")
+
+# Used by conf/hydra/default.yaml: a run without overrides goes to runs/defaults/.
+OmegaConf.register_new_resolver("name_or", lambda name, default: name or default, replace=True)
+
+HPARAM_GROUPS = ("data", "model", "init", "optimizer", "scheduler", "trainer", "seed")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build, initialize, train and test the run that ``cfg`` describes.
+
+    Returns the contents of the run's ``metrics.json``; a failure is recorded there before the
+    exception propagates, so a sweep keeps a trace of every run.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    record: dict[str, Any] = {"status": "running", "overrides": _overrides()}
+    try:
+        trainer, module, datamodule = _build(cfg)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        metrics = _scalars(trainer)
+        if cfg.test:
+            trainer.test(module, datamodule=datamodule, verbose=False)
+            metrics.update(_scalars(trainer))
+        _log_hparams(trainer, cfg, metrics)
+        record.update(status="finished", metrics=metrics, epochs=trainer.current_epoch,
+                      steps=trainer.global_step)
+    except Exception as error:
+        record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
+        raise
+    finally:
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        if _is_rank_zero():
+            (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    _report(record, output_dir)
+    return record
+
+
+def _build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule]:
+    """Instantiate everything, validating every choice before any data is read."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
+    optimizer = instantiate(cfg.optimizer)
+    optimizer([torch.nn.Parameter(torch.zeros(1))])  # torch's own checks (lr < 0, ...) fail now
+    scheduler = instantiate(cfg.scheduler)
+    strategy = instantiate(cfg.init)
+    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    datamodule.setup("fit")
+    x, _ = next(iter(datamodule.train_dataloader()))
+    strategy(net, x)  # init is its own visible step: after building, before the optimizer
+    module = Classifier(net, optimizer, datamodule.num_classes, scheduler)
+    return trainer, module, datamodule
+
+
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Put the resolved config and the final metrics in TensorBoard's HParams tab."""
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params = {k: params[k] for k in HPARAM_GROUPS if k in params}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=metrics, step=trainer.global_step)
+        else:
+            logger.log_hyperparams(params)
+        logger.save()
+
+
+def _scalars(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _is_rank_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+def _report(record: dict[str, Any], output_dir: Path) -> None:
+    metrics = record["metrics"]
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val/acc", "test/acc") if k in metrics)
+    log.info("finished in %.1f s: %s", record["seconds"], shown)
+    log.info("run folder: %s", output_dir.resolve())
+    log.info("TensorBoard: tensorboard --logdir %s", output_dir.resolve())
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)["metrics"].get("val/acc")
+
+
+if __name__ == "__main__":
+    main()
