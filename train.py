@@ -80,8 +80,7 @@ def _build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModul
 
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
     """Put the resolved config and the final metrics in TensorBoard's HParams tab."""
-    params = OmegaConf.to_container(cfg, resolve=True)
-    params = {k: params[k] for k in HPARAM_GROUPS if k in params}
+    params = {k: _plain(cfg[k]) for k in HPARAM_GROUPS if k in cfg}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=metrics, step=trainer.global_step)
@@ -92,6 +91,10 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float])
 
 def _scalars(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _overrides() -> list[str]:

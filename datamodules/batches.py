@@ -40,9 +40,10 @@ class BatchIndices:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def generator(self) -> torch.Generator:
-        """A CPU generator unique to this (seed, epoch, rank), for shuffling and augmentation."""
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 101 + self.rank)
+    def generator(self, stream: int = 0) -> torch.Generator:
+        """A CPU generator for this (seed, epoch): stream 0 draws the permutation all ranks
+        share, stream 1 + rank that rank's own augmentation."""
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + stream)
 
     def _per_rank(self) -> int:
         return self.n // self.world_size if self.world_size > 1 else self.n
@@ -78,7 +79,7 @@ class TensorBatchLoader:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        generator = self.sampler.generator()
+        generator = self.sampler.generator(stream=1 + self.sampler.rank)
         for idx in self.sampler:
             idx = idx.to(self.x.device, non_blocking=True)
             xb = self.x[idx]

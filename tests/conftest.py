@@ -1,0 +1,122 @@
+"""Shared fixtures: tiny datasets in the real file formats, and the real config, shrunk."""
+
+import hashlib
+import pickle
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from torchvision import datasets
+
+import train  # noqa: F401  (registers the config's resolvers)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+N_TRAIN, N_TEST = 64, 32
+
+FAST = [
+    "trainer.max_epochs=1",
+    "++trainer.limit_train_batches=2",
+    "++trainer.limit_val_batches=1",
+    "++trainer.limit_test_batches=1",
+    "++trainer.enable_progress_bar=false",
+    "++trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+    "data.batch_size=8",
+    "++data.val_size=16",
+    "++data.eval_batch_size=16",
+]
+
+
+def _images(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 images whose labels can be learned: the class sets the mean brightness."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    base = rng.integers(0, 100, (n, *shape))
+    return (base + labels.reshape(-1, *[1] * len(shape)) * 15).astype(np.uint8), labels
+
+
+def write_idx(folder: Path, seed: int = 0) -> None:
+    """MNIST's IDX files (big-endian magic 2051/2049, then the dims, then raw bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", N_TRAIN), ("t10k", N_TEST)):
+        images, labels = _images(n, (28, 28), seed + n)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes()
+        )
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes()
+        )
+
+
+def write_cifar(root: Path, cls: type, label_key: str, seed: int = 0) -> None:
+    """CIFAR's pickled batches: {'data': N x 3072 uint8 (CHW order), label_key: [...]}."""
+    folder = root / cls.base_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _ in cls.train_list] + [name for name, _ in cls.test_list]
+    for i, name in enumerate(names):
+        n = N_TEST if name in ("test", "test_batch") else N_TRAIN // len(cls.train_list)
+        images, labels = _images(n, (3, 32, 32), seed + i)
+        entry = {"data": images.reshape(n, -1), label_key: labels.tolist()}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    names_key = cls.meta["key"]
+    (folder / cls.meta["filename"]).write_bytes(pickle.dumps({names_key: [str(i) for i in range(10)]}))
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_idx(root / "MNIST" / "raw")
+    write_idx(root / "FashionMNIST" / "raw", seed=1)
+    write_cifar(root, datasets.CIFAR10, "labels")
+    write_cifar(root, datasets.CIFAR100, "fine_labels")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def tiny_cifar_checksums(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision checks CIFAR files against the official md5 sums; point them at ours."""
+    for cls in (datasets.CIFAR10, datasets.CIFAR100):
+        folder = data_root / cls.base_folder
+        for attr in ("train_list", "test_list"):
+            entries = [[name, _md5(folder / name)] for name, _ in getattr(cls, attr)]
+            monkeypatch.setattr(cls, attr, entries)
+        meta = dict(cls.meta, md5=_md5(folder / cls.meta["filename"]))
+        monkeypatch.setattr(cls, "meta", meta)
+
+
+@pytest.fixture
+def make_cfg(data_root: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose the real config with the given overrides, shrunk to a few steps on tiny data."""
+
+    def make(*overrides: str, fast: bool = True, output_dir: Path | None = None) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            extra = FAST if fast else []
+            cfg = compose(
+                "config",
+                overrides=[f"data.root={data_root}", *extra, *overrides],
+                return_hydra_config=True,
+            )
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rng() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,90 @@
+"""Every choice of every config group composes and instantiates; bad values fail early and plainly."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import instantiate
+
+from datamodules import DataNotFoundError
+from train import train
+
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+GROUPS = ["data", "model", "init", "optimizer", "scheduler", "trainer", "logger", "callbacks"]
+CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
+def test_every_choice_composes_and_instantiates(make_cfg, group: str, choice: str) -> None:
+    cfg = make_cfg(f"{group}={choice}")
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
+    instantiate(cfg.init)(net)
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    instantiate(cfg.scheduler)(optimizer)
+    for node in (*cfg.logger.values(), *cfg.callbacks.values()):
+        instantiate(node)
+
+
+def test_kaiming_is_an_alias_of_kaiming_normal(make_cfg) -> None:
+    assert make_cfg("init=kaiming").init == make_cfg("init=kaiming_normal").init
+
+
+def test_unknown_choice_lists_the_available_ones(make_cfg) -> None:
+    with pytest.raises(ConfigCompositionException) as error:
+        make_cfg("model=transformer")
+    assert "transformer" in str(error.value) and "resnet" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.norm=batchnrom", "unknown norm 'batchnrom'; choose one of: none, layernorm"),
+        ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, tanh"),
+        ("optimizer.lr=-0.1", "Invalid learning rate: -0.1"),
+        ("init.mode=fan_middle", "unknown fan mode 'fan_middle'; choose one of: fan_in"),
+        ("data.batch_size=0", "data.batch_size must be positive, got 0"),
+    ],
+)
+def test_bad_value_fails_before_data_loads(make_cfg, override: str, message: str) -> None:
+    # The data root does not exist: a data error here would mean the check came too late.
+    cfg = make_cfg(override, "data.root=/nonexistent/initbench")
+    with pytest.raises((ValueError, InstantiationException)) as error:
+        train(cfg)
+    assert message in str(error.value)
+    assert not isinstance(error.value, DataNotFoundError)
+
+
+@pytest.mark.parametrize("data", ["mnist", "fashion_mnist", "cifar10", "cifar100"])
+def test_missing_data_names_path_files_variable_and_switch(make_cfg, tmp_path: Path, data: str):
+    cfg = make_cfg(f"data={data}", f"data.root={tmp_path / 'empty'}")
+    with pytest.raises(DataNotFoundError) as error:
+        train(cfg)
+    text = str(error.value)
+    for needle in (str(tmp_path / "empty"), "INITBENCH_DATA", "data.download=true", "Expected"):
+        assert needle in text
+    expected = {"mnist": "train-images-idx3-ubyte", "cifar100": "cifar-100-python/train"}
+    assert expected.get(data, "") in text
+
+
+def _cli(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def test_help_lists_groups_and_choices() -> None:
+    text = _cli("--help")
+    for needle in ("initbench", "model: cnn, lstm, mlp, resnet", "init:", "kaiming_normal"):
+        assert needle in text
+
+
+def test_cfg_job_prints_the_resolved_config() -> None:
+    text = _cli("--cfg", "job", "model=cnn", "init=xavier_uniform")
+    assert "_target_: models.CNN" in text and "distribution: uniform" in text

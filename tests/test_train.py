@@ -1,0 +1,74 @@
+"""End to end through train(): every model x norm x dataset format, outputs, errors, resume."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from train import train
+
+MODELS = ["mlp", "cnn", "lstm", "resnet"]
+
+
+@pytest.mark.parametrize("data", ["mnist", "cifar10"])
+@pytest.mark.parametrize("norm", ["none", "layernorm"])
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_and_norm_trains(make_cfg, model: str, norm: str, data: str) -> None:
+    extra = ["model.depth=8"] if model == "resnet" else []
+    record = train(make_cfg(f"model={model}", f"model.norm={norm}", f"data={data}", *extra))
+    assert record["status"] == "finished"
+    assert record["steps"] == 2
+    for key in ("train/loss_epoch", "val/acc", "val/loss", "test/acc", "test/loss"):
+        assert key in record["metrics"] and record["metrics"][key] == record["metrics"][key]
+
+
+def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
+    record = train(make_cfg("model=mlp", "init=xavier_uniform"))
+    run = tmp_path / "run"
+    assert json.loads((run / "metrics.json").read_text()) == record
+    assert {"init=xavier_uniform", "model=mlp"} <= set(record["overrides"])
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    events = EventAccumulator(str(run)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/acc_step", "val/loss", "val/acc", "test/acc"} <= scalars
+    assert any(tag.startswith("lr-") for tag in scalars), scalars
+    hparams = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
+    plugin = hparams.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(plugin)
+    assert b"init/_target_" in plugin["_hparams_/session_start_info"]
+
+
+def test_failed_run_records_its_error(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg("model=resnet", "model.depth=9")
+    with pytest.raises(ValueError, match="6n\\+2"):
+        train(cfg)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed" and "model.depth must be 6n+2" in record["error"]
+
+
+def _step_losses(run: Path) -> pd.Series:
+    frame = pd.read_csv(run / "metrics.csv")
+    rows = frame.dropna(subset=["train/loss_step"])
+    return rows.set_index("step")["train/loss_step"]
+
+
+def test_resume_continues_the_same_loss_curve(make_cfg, tmp_path: Path) -> None:
+    common = [
+        "logger=csv",
+        "model=cnn",
+        "trainer.limit_train_batches=4",
+        "trainer.log_every_n_steps=1",
+        "scheduler=step",
+    ]
+    straight = tmp_path / "straight"
+    train(make_cfg(*common, "trainer.max_epochs=2", output_dir=straight))
+    first = tmp_path / "first"
+    train(make_cfg(*common, "trainer.max_epochs=1", output_dir=first))
+    resumed = tmp_path / "resumed"
+    ckpt = first / "checkpoints" / "last.ckpt"
+    train(make_cfg(*common, "trainer.max_epochs=2", f"ckpt_path={ckpt}", output_dir=resumed))
+    expected, got = _step_losses(straight), _step_losses(resumed)
+    assert len(got) == 4 and got.index.min() >= 4
+    pd.testing.assert_series_equal(got, expected.loc[got.index], rtol=1e-5)
