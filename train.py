@@ -1,7 +1,7 @@
 """Train one model with one init strategy and log everything to TensorBoard.
 
-    python train.py init=kaiming model=resnet
-    python train.py -m init=xavier_normal,kaiming_normal model=mlp,cnn seed=0,1,2
+python train.py init=kaiming model=resnet
+python train.py -m init=xavier_normal,kaiming_normal model=mlp,cnn seed=0,1,2
 """
 
 import json
@@ -39,15 +39,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     record: dict[str, Any] = {"status": "running", "overrides": _overrides()}
     try:
-        trainer, module, datamodule = _build(cfg)
+        trainer, module, datamodule = build(cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = _scalars(trainer)
         if cfg.test:
             trainer.test(module, datamodule=datamodule, verbose=False)
             metrics.update(_scalars(trainer))
         _log_hparams(trainer, cfg, metrics)
-        record.update(status="finished", metrics=metrics, epochs=trainer.current_epoch,
-                      steps=trainer.global_step)
+        record.update(
+            status="finished",
+            metrics=metrics,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+        )
     except Exception as error:
         record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
         raise
@@ -59,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-def _build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule]:
+def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule]:
     """Instantiate everything, validating every choice before any data is read."""
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

@@ -13,4 +13,6 @@ def activation_gain(activation: str, negative_slope: float = 0.01) -> float:
     """``torch.nn.init.calculate_gain`` for ``activation``, plus GELU (1 / sqrt(E[gelu(z)^2]))."""
     if activation == "gelu":
         return 1.0 / math.sqrt(_GELU_SECOND_MOMENT)
-    return nn.init.calculate_gain(activation, negative_slope if activation == "leaky_relu" else None)
+    return nn.init.calculate_gain(
+        activation, negative_slope if activation == "leaky_relu" else None
+    )

@@ -6,4 +6,12 @@ from models.lstm import LayerNormLSTMCell, LSTMClassifier
 from models.mlp import MLP
 from models.resnet import BasicBlock, ResNet
 
-__all__ = ["CNN", "MLP", "BasicBlock", "Classifier", "LSTMClassifier", "LayerNormLSTMCell", "ResNet"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "BasicBlock",
+    "Classifier",
+    "LSTMClassifier",
+    "LayerNormLSTMCell",
+    "ResNet",
+]

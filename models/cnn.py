@@ -4,12 +4,13 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from models.layers import activation_layer, channel_norm
+from models.layers import activation_layer, channel_norm, feature_norm
 
 
 class CNN(nn.Module):
     """Stages of ``convs_per_stage`` x (Conv3x3 -> LayerNorm -> activation), then 2x2 max-pooling;
-    global average pooling and a linear classifier at the end.
+    then a fully connected layer of ``hidden`` units (Linear -> LayerNorm -> activation) and a
+    linear classifier, as in LeNet-style networks.
 
     With ``norm='layernorm'`` each convolution's output is normalized over (C, H, W) before the
     activation, the convolutional form of Ba et al. (2016) (see ``channel_norm``).
@@ -19,8 +20,9 @@ class CNN(nn.Module):
         self,
         input_shape: tuple[int, ...],
         num_classes: int,
-        channels: Sequence[int] = (32, 64, 128),
+        channels: Sequence[int] = (32, 64),
         convs_per_stage: int = 1,
+        hidden: int = 128,
         activation: str = "relu",
         norm: str = "none",
     ) -> None:
@@ -43,7 +45,14 @@ class CNN(nn.Module):
                 in_ch = out_ch
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
+        side_h, side_w = (s // 2 ** len(channels) for s in input_shape[1:])
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_ch * side_h * side_w, hidden),
+            feature_norm(norm, hidden),
+            activation_layer(activation),
+        )
+        self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+        return self.head(self.fc(self.features(x)))

@@ -63,7 +63,8 @@ class LSTMClassifier(nn.Module):
         check_choice("activation for the LSTM (its cell fixes tanh)", activation, ("tanh",))
         if hidden_size < 1 or num_layers < 1:
             raise ValueError(
-                f"model.hidden_size and model.num_layers must be >= 1, got {hidden_size}, {num_layers}"
+                "model.hidden_size and model.num_layers must be >= 1, "
+                f"got {hidden_size}, {num_layers}"
             )
         self.activation = activation
         channels, _, width = input_shape

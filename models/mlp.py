@@ -39,4 +39,3 @@ class MLP(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.head(x)
-

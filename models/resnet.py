@@ -56,7 +56,9 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"model.depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56...), got {depth}")
+            raise ValueError(
+                f"model.depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56...), got {depth}"
+            )
         self.activation = activation
         blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
@@ -72,7 +74,9 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(in_ch, out_ch, stride, activation, norm))
                 in_ch = out_ch
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.blocks(self.stem(x)))

@@ -66,7 +66,9 @@ def write_cifar(root: Path, cls: type, label_key: str, seed: int = 0) -> None:
         entry = {"data": images.reshape(n, -1), label_key: labels.tolist()}
         (folder / name).write_bytes(pickle.dumps(entry))
     names_key = cls.meta["key"]
-    (folder / cls.meta["filename"]).write_bytes(pickle.dumps({names_key: [str(i) for i in range(10)]}))
+    (folder / cls.meta["filename"]).write_bytes(
+        pickle.dumps({names_key: [str(i) for i in range(10)]})
+    )
 
 
 def _md5(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Every choice of every config group composes and instantiates; bad values fail early and plainly."""
+"""Every choice of every group composes and instantiates; bad values fail early and plainly."""
 
 import subprocess
 import sys
@@ -10,8 +10,6 @@ from hydra.utils import instantiate
 
 from datamodules import DataNotFoundError
 from train import train
-
-
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"

@@ -48,7 +48,9 @@ def test_shuffling_is_seeded_per_epoch_and_resumable() -> None:
 
 
 def test_ranks_share_one_permutation_without_overlap() -> None:
-    shards = [torch.cat(list(BatchIndices(103, 8, True, seed=0, rank=r, world_size=4))) for r in range(4)]
+    shards = [
+        torch.cat(list(BatchIndices(103, 8, True, seed=0, rank=r, world_size=4))) for r in range(4)
+    ]
     seen = torch.cat(shards)
     assert all(len(s) == 103 // 4 for s in shards)
     assert len(set(seen.tolist())) == len(seen)

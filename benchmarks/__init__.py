@@ -1,0 +1,1 @@
+"""Runnable experiments and measurements: `python -m benchmarks.<name> --help`."""

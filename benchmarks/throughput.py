@@ -1,0 +1,126 @@
+"""Samples/s of train.py's pipeline against a minimal hand-written PyTorch loop, side by side.
+
+Both train the same model (same config, init and batch size) on the same in-memory tensors for one
+epoch in this process; the pipeline is datamodule + Classifier + Lightning Trainer exactly as
+train.py builds them (progress bar, logging, checkpointing included). Each is timed over the
+training epoch only, best of ``--repeats``.
+
+    python -m benchmarks.throughput --models mlp cnn
+    python -m benchmarks.throughput --models mlp -- data.batch_size=256 trainer.accelerator=gpu
+"""
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+import train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+class EpochTimer(L.Callback):
+    """Wall time of each training epoch, validation excluded."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def compose_run(overrides: list[str], output_dir: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = output_dir
+    return cfg
+
+
+def time_pipeline(cfg: DictConfig) -> tuple[float, int]:
+    """Seconds of one training epoch through train.py's objects, and samples seen."""
+    trainer, module, datamodule = train.build(cfg)
+    timer = EpochTimer()
+    trainer.callbacks.append(timer)
+    trainer.fit(module, datamodule=datamodule)
+    samples = trainer.num_training_batches * datamodule.batch_size
+    return timer.seconds[-1], samples
+
+
+def time_raw_loop(cfg: DictConfig) -> tuple[float, int]:
+    """Seconds of one epoch of the plainest PyTorch loop over the same tensors."""
+    L.seed_everything(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    device = torch.device(
+        "cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu"
+    )
+    x, y = (t.to(device) for t in datamodule.splits["train"])
+    net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
+    instantiate(cfg.init)(net, x[: datamodule.batch_size])
+    net.to(device)
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    batch, steps = datamodule.batch_size, len(y) // datamodule.batch_size
+    order = torch.randperm(len(y), device=device)
+    start = time.perf_counter()
+    for i in range(steps):
+        idx = order[i * batch : (i + 1) * batch]
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, steps * batch
+
+
+def measure(model: str, overrides: list[str], repeats: int) -> dict[str, float]:
+    runs = {"pipeline": [], "raw": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = compose_run(
+            [
+                f"model={model}",
+                "trainer.max_epochs=1",
+                "++trainer.limit_val_batches=0",
+                "test=false",
+                *overrides,
+            ],
+            tmp,
+        )
+        for _ in range(repeats):
+            for name, fn in (("raw", time_raw_loop), ("pipeline", time_pipeline)):
+                seconds, samples = fn(cfg)
+                runs[name].append(samples / seconds)
+    pipeline, raw = max(runs["pipeline"]), max(runs["raw"])
+    return {"pipeline": pipeline, "raw": raw, "ratio": pipeline / raw}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mlp"])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, after --")
+    args = parser.parse_args()
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    rows = [(m, measure(m, args.overrides, args.repeats)) for m in args.models]
+    print("\n| model | train.py pipeline (samples/s) | raw PyTorch loop (samples/s) | ratio |")
+    print("|---|---:|---:|---:|")
+    for model, r in rows:
+        print(f"| {model} | {r['pipeline']:,.0f} | {r['raw']:,.0f} | {r['ratio']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

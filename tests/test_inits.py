@@ -1,0 +1,135 @@
+"""The variance-scaling family matches its formulas and torch.nn.init, with per-layer rules."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from inits import Default, VarianceScaling, activation_gain, fans, variance_scaling_, weight_targets
+from models import CNN, MLP, LSTMClassifier, ResNet
+
+SHAPES = {"linear": (256, 384), "conv": (64, 32, 3, 3)}
+TORCH_EQUIVALENTS = [
+    # (our mode, distribution, gain) == torch function with the same seed
+    ("fan_in", "normal", math.sqrt(2), lambda t: nn.init.kaiming_normal_(t, nonlinearity="relu")),
+    ("fan_out", "normal", math.sqrt(2), lambda t: nn.init.kaiming_normal_(t, mode="fan_out")),
+    ("fan_in", "uniform", math.sqrt(2), lambda t: nn.init.kaiming_uniform_(t, nonlinearity="relu")),
+    ("fan_avg", "normal", 1.0, nn.init.xavier_normal_),
+    ("fan_avg", "uniform", 5 / 3, lambda t: nn.init.xavier_uniform_(t, gain=5 / 3)),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize(("mode", "dist", "gain", "reference"), TORCH_EQUIVALENTS)
+def test_same_seed_same_numbers_as_torch(shape, mode, dist, gain, reference) -> None:
+    ours, theirs = torch.empty(shape), torch.empty(shape)
+    torch.manual_seed(7)
+    variance_scaling_(ours, gain, mode, dist)
+    torch.manual_seed(7)
+    reference(theirs)
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("dist", ["normal", "truncated_normal", "uniform"])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out", "fan_avg"])
+def test_std_matches_the_formula(mode: str, dist: str) -> None:
+    w = variance_scaling_(torch.empty(512, 128, 3, 3), 1.7, mode, dist)
+    fan_in, fan_out = 128 * 9, 512 * 9
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    expected = 1.7 / math.sqrt(fan)
+    assert abs(w.mean()) < 3 * expected / math.sqrt(w.numel())
+    assert w.std().item() == pytest.approx(expected, rel=0.01)
+    bound = {"uniform": math.sqrt(3), "truncated_normal": 2 / 0.8796256610342398}.get(dist)
+    if bound:
+        assert w.abs().max() <= bound * expected * (1 + 1e-6)
+
+
+def test_fans_follow_torch() -> None:
+    for shape in SHAPES.values():
+        assert fans(torch.empty(shape)) == nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+
+
+def test_bad_options_are_named() -> None:
+    with pytest.raises(ValueError, match="unknown distribution 'gaussian'; choose one of: normal"):
+        VarianceScaling(distribution="gaussian")
+
+
+@pytest.mark.parametrize(
+    ("activation", "gain"),
+    [
+        ("relu", math.sqrt(2)),
+        ("tanh", 5 / 3),
+        ("linear", 1.0),
+        ("selu", 0.75),
+        ("leaky_relu", math.sqrt(2 / (1 + 0.01**2))),
+        ("gelu", 1 / math.sqrt(0.42522)),
+    ],
+)
+def test_gain_follows_the_models_activation(activation: str, gain: float) -> None:
+    assert activation_gain(activation) == pytest.approx(gain)
+    model = MLP((1, 32, 32), 10, depth=2, width=1024, activation=activation)
+    VarianceScaling(mode="fan_in")(model)
+    assert model.layers[1][0].weight.std().item() == pytest.approx(gain / 32, rel=0.02)
+    VarianceScaling(mode="fan_in", gain=1.0)(model)  # an explicit gain overrides
+    assert model.layers[1][0].weight.std().item() == pytest.approx(1 / 32, rel=0.02)
+
+
+@pytest.mark.parametrize("norm", ["none", "layernorm"])
+def test_lstm_fans_are_per_gate_and_forget_bias_is_exact(norm: str) -> None:
+    model = LSTMClassifier((1, 28, 28), 10, hidden_size=256, num_layers=2, norm=norm)
+    VarianceScaling(mode="fan_avg", gain=1.0, forget_bias=2.0)(model)
+    targets = [t for t in weight_targets(model) if "weight_" in t.name]
+    assert len(targets) == 2 * 2 * 4  # layers x (ih, hh) x gates
+    for target in targets:
+        fan_in = target.tensor.shape[1]
+        assert target.tensor.shape[0] == 256  # one gate, not the 4H stack
+        expected = math.sqrt(2 / (fan_in + 256))
+        assert target.tensor.std().item() == pytest.approx(expected, rel=0.03), target.name
+    cells = [model.lstm] if norm == "none" else list(model.cells)
+    for cell in cells:
+        for suffix in [f"_l{k}" for k in range(2)] if norm == "none" else [""]:
+            total = getattr(cell, f"bias_ih{suffix}") + getattr(cell, f"bias_hh{suffix}")
+            expected = torch.zeros(4 * 256)
+            expected[256:512] = 2.0
+            torch.testing.assert_close(total.detach(), expected)
+
+
+def test_biases_and_norms_follow_the_shared_rules() -> None:
+    model = ResNet((3, 32, 32), 10, depth=8, norm="layernorm")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-3, 3)
+    VarianceScaling(bias=0.1)(model)
+    for module in model.modules():
+        if isinstance(module, nn.GroupNorm):
+            assert torch.all(module.weight == 1) and torch.all(module.bias == 0)
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            assert torch.all(module.bias == 0.1)
+
+
+def test_every_weight_of_every_model_is_rewritten() -> None:
+    for model in (
+        MLP((1, 28, 28), 10),
+        CNN((3, 32, 32), 10),
+        ResNet((1, 28, 28), 10),
+        LSTMClassifier((1, 28, 28), 10, norm="layernorm"),
+    ):
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        VarianceScaling(bias=None, forget_bias=None)(model)
+        for name, param in model.named_parameters():
+            if "weight" in name and "norm" not in name:
+                assert not torch.equal(before[name], param), name
+
+
+def test_default_leaves_pytorch_defaults() -> None:
+    model = CNN((1, 28, 28), 10)
+    before = [p.detach().clone() for p in model.parameters()]
+    Default()(model)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_unknown_layer_is_named() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Embedding(10, 4))
+    with pytest.raises(TypeError, match="layer '1' \\(Embedding\\).*supported layers: Linear"):
+        VarianceScaling()(model)
