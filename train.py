@@ -7,6 +7,7 @@ python train.py -m init=xavier_normal,kaiming_normal model=mlp,cnn seed=0,1,2
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from models import Classifier
@@ -24,6 +26,9 @@ log = logging.getLogger("initbench")
 
 # Used by conf/hydra/default.yaml: a run without overrides goes to runs/defaults/.
 OmegaConf.register_new_resolver("name_or", lambda name, default: name or default, replace=True)
+
+# Lightning 2.6 calls a pytree API that torch >= 2.10 deprecates; harmless, and noise to users.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 HPARAM_GROUPS = ("data", "model", "init", "optimizer", "scheduler", "trainer", "seed")
 
@@ -57,7 +62,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 2)
-        if _is_rank_zero():
+        if rank_zero_only.rank == 0:  # one metrics.json per run, also under DDP
             (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
     _report(record, output_dir)
     return record
@@ -103,12 +108,6 @@ def _plain(node: Any) -> Any:
 
 def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-
-
-def _is_rank_zero() -> bool:
-    from lightning.pytorch.utilities import rank_zero_only
-
-    return rank_zero_only.rank == 0
 
 
 def _report(record: dict[str, Any], output_dir: Path) -> None:

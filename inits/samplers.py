@@ -56,3 +56,39 @@ def variance_scaling_(
         return tensor.uniform_(-bound, bound)
     std /= _TRUNCATED_STD
     return nn.init.trunc_normal_(tensor, 0.0, std, -2 * std, 2 * std)
+
+
+@torch.no_grad()
+def delta_orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    """Fill a conv kernel with an orthogonal (out x in) matrix times ``gain`` at its spatial
+    centre and zeros elsewhere (Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of
+    CNNs", Algorithm 2). The convolution then starts as an orthogonal 1x1 map of the channels.
+    """
+    if tensor.dim() < 3:
+        raise ValueError(
+            f"delta_orthogonal_ needs a conv kernel (>= 3 dims), got {tuple(tensor.shape)}"
+        )
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    tensor.zero_()
+    nn.init.orthogonal_(tensor[(slice(None), slice(None), *centre)], gain)
+    return tensor
+
+
+@torch.no_grad()
+def spectral_(
+    tensor: Tensor, gain: float = 1.0, exact_below: int = 2048, iters: int = 50
+) -> Tensor:
+    """Divide ``tensor`` by its spectral norm (largest singular value of the ``(out, -1)``
+    matrix, as ``torch.nn.utils.parametrizations.spectral_norm`` defines it), times ``gain``
+    (Miyato et al. 2018). Exact SVD when the smaller side is below ``exact_below``, else
+    ``iters`` steps of power iteration."""
+    matrix = tensor.reshape(tensor.shape[0], -1)
+    if min(matrix.shape) < exact_below:
+        sigma = torch.linalg.matrix_norm(matrix.double(), ord=2).to(tensor.dtype)
+    else:
+        v = torch.randn(matrix.shape[1], device=tensor.device, dtype=tensor.dtype)
+        for _ in range(iters):
+            u = nn.functional.normalize(matrix @ v, dim=0)
+            v = nn.functional.normalize(matrix.T @ u, dim=0)
+        sigma = u @ matrix @ v
+    return tensor.mul_(gain / sigma)

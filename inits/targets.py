@@ -26,12 +26,14 @@ class WeightTarget:
         tensor: the parameter itself or a view into it (an LSTM gate block).
         module: the layer that owns it.
         recurrent: True for an LSTM's hidden-to-hidden weights.
+        layer: the layer index inside a multi-layer ``nn.LSTM``.
     """
 
     name: str
     tensor: Tensor
     module: nn.Module
     recurrent: bool = False
+    layer: int = 0
 
 
 def fans(tensor: Tensor) -> tuple[int, int]:
@@ -46,6 +48,8 @@ def fans(tensor: Tensor) -> tuple[int, int]:
 def weight_targets(model: nn.Module) -> Iterator[WeightTarget]:
     """Every weight of ``model`` that a strategy initializes, layer by layer in forward order."""
     for prefix, module in model.named_modules():
+        if getattr(module, "init_exempt", False):  # parameters with a fixed meaning (Fixup's)
+            continue
         if isinstance(module, WEIGHTED):
             yield WeightTarget(_join(prefix, "weight"), module.weight, module)
         elif isinstance(module, RECURRENT):
@@ -67,8 +71,9 @@ def _lstm_weights(prefix: str, lstm: nn.Module) -> Iterator[WeightTarget]:
             yield WeightTarget(_join(prefix, pname), param, lstm)
             continue
         recurrent = pname.startswith("weight_hh")
+        layer = int(pname.rsplit("_l", 1)[1]) if "_l" in pname else 0
         for gate, block in zip(LSTM_GATES, param.chunk(4, dim=0)):
-            yield WeightTarget(f"{_join(prefix, pname)}[{gate}]", block, lstm, recurrent)
+            yield WeightTarget(f"{_join(prefix, pname)}[{gate}]", block, lstm, recurrent, layer)
 
 
 @torch.no_grad()

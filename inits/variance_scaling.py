@@ -1,5 +1,7 @@
 """Xavier/Glorot, LeCun and Kaiming/He as one configurable rule (see ``variance_scaling_``)."""
 
+from typing import Any
+
 from inits.samplers import Distribution, FanMode, check_variance_scaling, variance_scaling_
 from inits.strategy import InitStrategy
 from inits.targets import WeightTarget
@@ -17,11 +19,9 @@ class VarianceScaling(InitStrategy):
         self,
         mode: FanMode = "fan_in",
         distribution: Distribution = "normal",
-        gain: float | None = None,
-        bias: float | None = 0.0,
-        forget_bias: float | None = 1.0,
+        **shared: Any,
     ) -> None:
-        super().__init__(gain, bias, forget_bias)
+        super().__init__(**shared)
         check_variance_scaling(mode, distribution)
         self.mode, self.distribution = mode, distribution
 

@@ -29,7 +29,7 @@ class LayerNormLSTMCell(nn.LSTMCell):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(self.norm_cell(c)), c
 
-    def forward_sequence(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:  # a whole sequence, unlike nn.LSTMCell's one step
         """Run over ``x`` (batch, time, features); returns all hidden states (batch, time, H)."""
         x_proj = self.norm_ih(x @ self.weight_ih.T)  # all time steps in one matmul
         h = x.new_zeros(x.shape[0], self.hidden_size)
@@ -83,5 +83,5 @@ class LSTMClassifier(nn.Module):
             seq, _ = self.lstm(seq)
         else:
             for cell in self.cells:
-                seq = cell.forward_sequence(seq)
+                seq = cell(seq)
         return self.head(seq[:, -1])

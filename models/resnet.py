@@ -1,9 +1,25 @@
 """The CIFAR residual network of He et al. (2016), sec. 4.2: depth 6n+2, identity shortcuts only."""
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.layers import activation_layer, channel_norm
+
+
+class FixupScalars(nn.Module):
+    """Fixup's scalar biases before each conv and activation of a branch and its scalar multiplier
+    (Zhang et al. 2019, sec. 3, rule 3). Created at their paper values, 0 and 1, so adding them
+    leaves the block's function unchanged; init strategies leave them alone."""
+
+    init_exempt = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias1a, self.bias1b, self.bias2a, self.bias2b = (
+            nn.Parameter(torch.zeros(1)) for _ in range(4)
+        )
+        self.scale = nn.Parameter(torch.ones(1))
 
 
 class BasicBlock(nn.Module):
@@ -23,6 +39,14 @@ class BasicBlock(nn.Module):
         self.norm2 = channel_norm(norm, out_ch)
         self.act2 = activation_layer(activation)
         self.stride, self.extra_channels = stride, out_ch - in_ch
+        self.fixup: FixupScalars | None = None
+
+    def branch_layers(self) -> list[nn.Conv2d]:
+        """The weight layers of the residual branch, in order (Fixup's m = 2)."""
+        return [self.conv1, self.conv2]
+
+    def add_fixup_scalars(self) -> None:
+        self.fixup = FixupScalars().to(self.conv1.weight.device)
 
     def zero_init_last(self) -> None:
         """Zero the last layer of the branch so the block starts as the identity (Goyal et al.
@@ -36,7 +60,12 @@ class BasicBlock(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels)) if self.extra_channels else x
 
     def forward(self, x: Tensor) -> Tensor:
-        branch = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
+        f = self.fixup
+        if f is None:
+            branch = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
+        else:
+            out = self.act1(self.norm1(self.conv1(x + f.bias1a)) + f.bias1b)
+            branch = self.norm2(self.conv2(out + f.bias2a)) * f.scale + f.bias2b
         return self.act2(branch + self.shortcut(x))
 
 
