@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from inits import apply_init
 from models import Classifier
 
 log = logging.getLogger("initbench")
@@ -82,7 +83,7 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     datamodule.setup("fit")
     x, _ = next(iter(datamodule.train_dataloader()))
-    strategy(net, x)  # init is its own visible step: after building, before the optimizer
+    apply_init(strategy, net, x)  # its own visible step: after building, before the optimizer
     module = Classifier(net, optimizer, datamodule.num_classes, scheduler)
     return trainer, module, datamodule
 

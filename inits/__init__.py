@@ -9,7 +9,7 @@ from inits.orthogonal import DeltaOrthogonal, Orthogonal
 from inits.random import Normal, Uniform
 from inits.samplers import delta_orthogonal_, spectral_, variance_scaling_
 from inits.spectral import Spectral
-from inits.strategy import InitStrategy, NotApplicable
+from inits.strategy import InitStrategy, NotApplicable, apply_init
 from inits.targets import WeightTarget, fans, weight_targets
 from inits.variance_scaling import VarianceScaling
 
@@ -29,6 +29,7 @@ __all__ = [
     "VarianceScaling",
     "WeightTarget",
     "activation_gain",
+    "apply_init",
     "delta_orthogonal_",
     "fans",
     "spectral_",

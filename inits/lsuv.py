@@ -3,6 +3,7 @@
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 import torch
@@ -26,7 +27,8 @@ class LayerReport:
 class LSUV(InitStrategy):
     """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init",
     Algorithm 1): orthogonal pre-init, then for each layer in forward order
-    ``W <- W / sqrt(Var(output))`` until ``|Var - 1| < tolerance`` or ``max_iters`` rescalings.
+    ``W <- W / sqrt(Var(output))`` until ``|Var - 1| < tolerance`` or ``max_iters`` rescalings,
+    else it fails naming the layer.
 
     A layer's output is its pre-activation (Linear/Conv output, before any norm). For an LSTM it
     is each gate's contribution, ``W_ih[gate] x_t`` or ``W_hh[gate] h_(t-1)``, measured per layer
@@ -53,26 +55,37 @@ class LSUV(InitStrategy):
         if batch is None:
             raise ValueError("lsuv needs a batch of training data to measure variances")
         super().__call__(model, batch)
-        self.report = [self._rescale(model, batch, t) for t in weight_targets(model)]
+        self.report = []
+        for _, group in groupby(weight_targets(model), key=_coupled):
+            self.report += self._rescale(model, batch, list(group))
         for r in self.report:
-            log.info(
-                "LSUV %-40s variance %.4f after %d rescalings", r.name, r.variance, r.iterations
-            )
+            log.info("LSUV %-40s variance %.4f, %d rescalings", r.name, r.variance, r.iterations)
         return model
 
-    def _rescale(self, model: nn.Module, batch: Tensor, target: WeightTarget) -> LayerReport:
+    def _rescale(
+        self, model: nn.Module, batch: Tensor, group: list[WeightTarget]
+    ) -> list[LayerReport]:
+        """Rescale the weights of ``group`` together until each is within tolerance."""
         for iteration in range(self.max_iters + 1):
-            variance = _output_variance(model, batch, target)
-            if abs(variance - 1.0) < self.tolerance:
-                return LayerReport(target.name, variance, iteration)
-            if not variance > 0 or iteration == self.max_iters:
+            variances = [_output_variance(model, batch, t) for t in group]
+            if all(abs(v - 1.0) < self.tolerance for v in variances):
+                return [LayerReport(t.name, v, iteration) for t, v in zip(group, variances)]
+            if not all(v > 0 for v in variances) or iteration == self.max_iters:
                 break
-            target.tensor.div_(variance**0.5)
+            for target, variance in zip(group, variances):
+                target.tensor.div_(variance**0.5)
+        worst, variance = max(zip(group, variances), key=lambda tv: abs(tv[1] - 1.0))
         raise RuntimeError(
-            f"LSUV: '{target.name}' cannot reach unit output variance: {variance:.4g} after "
+            f"LSUV: '{worst.name}' cannot reach unit output variance: {variance:.4g} after "
             f"{iteration} rescalings (tolerance {self.tolerance}, max_iters {self.max_iters})"
             + (" - its output is constant on this batch (dead units?)" if not variance > 0 else "")
         )
+
+
+def _coupled(target: WeightTarget) -> tuple:
+    """The four recurrent gate blocks of one LSTM layer feed each other through h, so they are
+    rescaled together; every other weight alone."""
+    return (id(target.module), target.layer) if target.recurrent else (target.name,)
 
 
 def _output_variance(model: nn.Module, batch: Tensor, target: WeightTarget) -> float:

@@ -1,6 +1,9 @@
 """The model-level contract every init strategy follows."""
 
+import inspect
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -92,3 +95,13 @@ class InitStrategy:
             )
         for block in blocks:
             block.zero_init_last()
+
+
+def apply_init(strategy: Callable[..., Any], model: nn.Module, batch: Tensor) -> None:
+    """Call a strategy, or any custom callable, with the model and, if it takes one, the batch."""
+    try:
+        inspect.signature(strategy).bind(model, batch)
+    except TypeError:
+        strategy(model)
+    else:
+        strategy(model, batch)
