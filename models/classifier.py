@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
 
 
 class Classifier(L.LightningModule):
@@ -18,7 +18,8 @@ class Classifier(L.LightningModule):
     Args:
         net: the model, already initialized by a strategy of `inits/`.
         optimizer: builds the optimizer from the parameters (a Hydra ``_partial_``).
-        scheduler: builds an LR schedule stepped once per epoch, or None for a constant LR.
+        scheduler: builds an LR schedule from the optimizer and the run's total steps
+            (`models/schedules.py`); it is stepped after every optimizer step.
         num_classes: number of classes of the dataset.
     """
 
@@ -63,4 +64,9 @@ class Classifier(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

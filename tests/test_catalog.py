@@ -23,7 +23,7 @@ from inits import (
 )
 from inits.lsuv import _output_variance
 from models import CNN, MLP, LSTMClassifier, ResNet
-from tests.custom_init import scaled_orthogonal
+from tests.helpers import scaled_orthogonal
 from train import train
 
 
@@ -195,7 +195,7 @@ def test_signal_propagation_through_50_layers() -> None:
         ["init=spectral", "init.parametrize=true", "model=cnn"],
         [
             "init=default",
-            "init._target_=tests.custom_init.scaled_orthogonal",
+            "init._target_=tests.helpers.scaled_orthogonal",
             "+init._partial_=true",
             "+init.scale=0.7",
         ],

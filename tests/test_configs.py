@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from hydra.errors import ConfigCompositionException, InstantiationException
 
 from datamodules import DataNotFoundError
@@ -25,8 +24,12 @@ PAIRED = {("init", "fixup"): ["model=resnet", "model.depth=8", "model.norm=none"
 def test_every_choice_composes_and_builds(make_cfg, group: str, choice: str) -> None:
     cfg = make_cfg(f"{group}={choice}", *PAIRED.get((group, choice), []))
     trainer, module, _ = build(cfg)
-    configured = module.configure_optimizers()
-    assert isinstance(configured["optimizer"], torch.optim.Optimizer)
+    optimizer = module.optimizer_factory(module.parameters())
+    scheduler = module.scheduler_factory(optimizer, 10)
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert all(lr >= 0 for lr in scheduler.get_last_lr())
     assert len(trainer.callbacks) >= 2
 
 

@@ -25,7 +25,7 @@ def test_every_model_and_norm_trains(make_cfg, model: str, norm: str, data: str)
 
 
 def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
-    record = train(make_cfg("model=mlp", "init=xavier_uniform"))
+    record = train(make_cfg("model=mlp", "init=xavier_uniform", "trainer.log_every_n_steps=1"))
     run = tmp_path / "run"
     assert json.loads((run / "metrics.json").read_text()) == record
     assert {"init=xavier_uniform", "model=mlp"} <= set(record["overrides"])
@@ -60,12 +60,14 @@ def test_resume_continues_the_same_loss_curve(make_cfg, tmp_path: Path) -> None:
         "model=cnn",
         "trainer.limit_train_batches=4",
         "trainer.log_every_n_steps=1",
-        "scheduler=step",
+        "scheduler=multistep",
     ]
     straight = tmp_path / "straight"
     train(make_cfg(*common, "trainer.max_epochs=2", output_dir=straight))
     first = tmp_path / "first"
-    train(make_cfg(*common, "trainer.max_epochs=1", output_dir=first))
+    interrupt = "+callbacks.interrupt._target_=tests.helpers.StopAfterFirstEpoch"
+    train(make_cfg(*common, "trainer.max_epochs=2", interrupt, output_dir=first))
+    assert len(_step_losses(first)) == 4
     resumed = tmp_path / "resumed"
     ckpt = first / "checkpoints" / "last.ckpt"
     train(make_cfg(*common, "trainer.max_epochs=2", f"ckpt_path={ckpt}", output_dir=resumed))
