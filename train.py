@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from callbacks import Divergence, DivergenceGuard
 from inits import apply_init
 from models import Classifier
 
@@ -48,16 +49,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer, module, datamodule = build(cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         metrics = _scalars(trainer)
-        if cfg.test:
+        divergence = _divergence(trainer)
+        if cfg.test and divergence is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             metrics.update(_scalars(trainer))
         _log_hparams(trainer, cfg, metrics)
         record.update(
-            status="finished",
+            status="finished" if divergence is None else "diverged",
             metrics=metrics,
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
         )
+        if divergence is not None:
+            record["divergence"] = divergence.as_dict()
     except Exception as error:
         record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
         raise
@@ -80,6 +84,8 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     strategy = instantiate(cfg.init)
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    if cfg.get("stats"):  # stats=off composes to nothing
+        callbacks.append(instantiate(cfg.stats))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     datamodule.setup("fit")
     x, _ = next(iter(datamodule.train_dataloader()))
@@ -99,6 +105,11 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float])
         logger.save()
 
 
+def _divergence(trainer: L.Trainer) -> Divergence | None:
+    guards = [c for c in trainer.callbacks if isinstance(c, DivergenceGuard)]
+    return next((g.divergence for g in guards if g.divergence is not None), None)
+
+
 def _scalars(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
 
@@ -114,7 +125,9 @@ def _overrides() -> list[str]:
 def _report(record: dict[str, Any], output_dir: Path) -> None:
     metrics = record["metrics"]
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val/acc", "test/acc") if k in metrics)
-    log.info("finished in %.1f s: %s", record["seconds"], shown)
+    log.info("%s in %.1f s: %s", record["status"], record["seconds"], shown)
+    if "divergence" in record:
+        log.info("diverged: %s", record["divergence"])
     log.info("run folder: %s", output_dir.resolve())
     log.info("TensorBoard: tensorboard --logdir %s", output_dir.resolve())
 

@@ -1,0 +1,197 @@
+"""Per-layer activation, gradient and weight statistics, logged on logging steps only."""
+
+import logging
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+
+from callbacks.figures import colorful_dimension, signal_propagation_figure
+from callbacks.statistics import activation_stats, gradient_stats, histogram, weight_stats
+from callbacks.watched import watched_modules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One value of the tidy table: ``stat`` of ``layer`` at ``step``."""
+
+    step: int
+    layer: str
+    stat: str
+    value: float
+
+
+class LayerStats(L.Callback):
+    """Statistics of every watched layer's output and its gradient, and of every parameter.
+
+    On a logging step (step 0, then every ``every_n_steps``) forward hooks record each watched
+    module's output statistics and put a tensor hook on the output for its gradient (module
+    backward hooks break on in-place activations); the forward hooks are removed after the
+    backward pass. Everything is computed on the device, stacked, and moved to the host once.
+    Step 0 is the state right after init: it also gets a signal-propagation figure.
+
+    Args:
+        every_n_steps: logging period in optimizer steps.
+        histograms: also log activation histograms and "colorful dimension" images.
+        singular_values_every_n_steps: log each weight's largest singular value this often
+            (0: never; it costs an SVD per weight).
+        hist_bins: bins of the fixed histogram edges.
+        hist_limit: the edges span [-hist_limit, hist_limit].
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 50,
+        histograms: bool = False,
+        singular_values_every_n_steps: int = 0,
+        hist_bins: int = 64,
+        hist_limit: float = 5.0,
+    ) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"stats.every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps, self.histograms = every_n_steps, histograms
+        self.sv_every = singular_values_every_n_steps
+        self.hist_bins, self.hist_limit = hist_bins, hist_limit
+        self.table: list[Row] = []
+        self._order: dict[str, int] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._pending: dict[tuple[str, str], Tensor] = {}
+        self._before: dict[str, Tensor] = {}
+        self._colorful: dict[str, list[Tensor]] = {}
+        self._step: int | None = None
+
+    # -- hooks -------------------------------------------------------------------------------
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        step = trainer.global_step
+        self._step = step if step % self.every_n_steps == 0 else None
+        if self._step is None:
+            return
+        for watched in watched_modules(module):
+            hook = self._forward_hook(watched.name, watched.bounded)
+            self._handles.append(watched.module.register_forward_hook(hook))
+
+    def _forward_hook(self, name: str, bounded: str | None):
+        def hook(_: nn.Module, __: tuple, output: Tensor | tuple) -> None:
+            out = output[0] if isinstance(output, tuple) else output
+            tag = self._tag(name)
+            for stat, value in activation_stats(out, bounded).items():
+                self._pending[(stat, tag)] = value
+            if self.histograms:
+                self._pending[("hist", tag)] = histogram(out, self.hist_bins, self.hist_limit)
+            if out.requires_grad:
+                out.register_hook(lambda grad: self._record_grad(tag, grad))
+
+        return hook
+
+    def _record_grad(self, tag: str, grad: Tensor) -> None:
+        for stat, value in gradient_stats(grad, "act_grad").items():
+            self._pending[(stat, tag)] = value
+
+    def _tag(self, name: str) -> str:
+        """``NN.path``: position in forward order (the order hooks fire), then the module path,
+        so TensorBoard sorts layers by depth: ``act_std/03.layers.1.0``."""
+        position = self._order.setdefault(name, len(self._order))
+        return f"{position:02d}.{name or 'model'}"
+
+    def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._step is None:
+            return
+        self._remove_hooks()
+        singular = self.sv_every > 0 and self._step % self.sv_every == 0
+        for name, param in module.named_parameters():
+            if param.grad is None:
+                continue
+            grads = gradient_stats(param.grad, "grad")
+            weights = weight_stats(param, singular)
+            grads["grad_to_weight"] = grads["grad_norm"] / weights["weight_norm"].clamp_min(1e-12)
+            for stat, value in {**grads, **weights}.items():
+                self._pending[(stat, name)] = value
+            self._before[name] = param.detach().clone()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
+        if self._step is None:
+            return
+        for name, param in module.named_parameters():
+            if name in self._before:
+                before = self._before[name]
+                update = (param.detach() - before).norm() / before.norm().clamp_min(1e-12)
+                self._pending[("update_ratio", name)] = update
+        self._before.clear()
+        self._flush(trainer, self._step)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._remove_hooks()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # -- output ------------------------------------------------------------------------------
+    def _flush(self, trainer: L.Trainer, step: int) -> None:
+        """Move every pending value to the host in one transfer, then log."""
+        if not self._pending:
+            return
+        keys = list(self._pending)
+        tensors = [self._pending[k].reshape(-1) for k in keys]
+        host = torch.cat(tensors).cpu()  # the one host sync of this step
+        self._pending.clear()
+        scalars, histograms, offset = {}, {}, 0
+        for key, tensor in zip(keys, tensors):
+            values = host[offset : offset + tensor.numel()]
+            offset += tensor.numel()
+            if key[0] == "hist":
+                histograms[key[1]] = values
+            else:
+                scalars[key] = values.item()
+        self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
+        metrics = {f"{stat}/{layer}": value for (stat, layer), value in scalars.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        self._log_tensorboard(trainer, step, scalars, histograms)
+
+    def _log_tensorboard(
+        self, trainer: L.Trainer, step: int, scalars: dict, histograms: dict[str, Tensor]
+    ) -> None:
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        for writer in writers:
+            if step == 0:
+                writer.add_custom_scalars(_layout(sorted({stat for stat, _ in scalars})))
+                writer.add_figure("signal_propagation", signal_propagation_figure(scalars), step)
+            for tag, counts in histograms.items():
+                self._write_histogram(writer, tag, counts, step)
+        for tag, counts in histograms.items():
+            self._colorful.setdefault(tag, []).append(counts)
+            for writer in writers:
+                image = colorful_dimension(torch.stack(self._colorful[tag], dim=1))
+                writer.add_image(f"colorful_dimension/{tag}", image, step)
+
+    def _write_histogram(self, writer, tag: str, counts: Tensor, step: int) -> None:
+        edges = torch.linspace(-self.hist_limit, self.hist_limit, self.hist_bins + 1)
+        centres = (edges[1:] + edges[:-1]) / 2
+        total = counts.sum().item()
+        writer.add_histogram_raw(
+            f"act_hist/{tag}",
+            min=-self.hist_limit,
+            max=self.hist_limit,
+            num=total,
+            sum=(counts * centres).sum().item(),
+            sum_squares=(counts * centres.square()).sum().item(),
+            bucket_limits=edges[1:].tolist(),
+            bucket_counts=counts.tolist(),
+            global_step=step,
+        )
+
+
+def _layout(stats: list[str]) -> dict:
+    """TensorBoard custom-scalars layout: one chart per statistic with every layer on it."""
+    return {
+        "per-layer statistics": {stat: ["Multiline", [f"^{stat}/"]] for stat in stats},
+    }

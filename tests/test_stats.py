@@ -1,0 +1,132 @@
+"""Per-layer statistics and the divergence guard, through the real config on tiny data."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks import DivergenceGuard, LayerStats
+from callbacks.statistics import activation_stats
+from train import build, train
+
+
+def _fit(make_cfg, *overrides: str) -> tuple[LayerStats, object]:
+    cfg = make_cfg("trainer.log_every_n_steps=1", *overrides)
+    trainer, module, datamodule = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    stats = next(c for c in trainer.callbacks if isinstance(c, LayerStats))
+    return stats, module
+
+
+def _values(stats: LayerStats, stat: str, step: int = 0) -> dict[str, float]:
+    return {r.layer: r.value for r in stats.table if r.stat == stat and r.step == step}
+
+
+def test_known_weights_give_hand_computed_statistics() -> None:
+    x = torch.tensor([[1.0, -2.0, 0.0], [3.0, -1.0, 0.0]])
+    stats = activation_stats(torch.relu(x))
+    assert stats["act_mean"].item() == pytest.approx(4 / 6)
+    assert stats["act_std"].item() == pytest.approx(torch.tensor([1.0, 0, 0, 3, 0, 0]).std().item())
+    assert stats["act_rms"].item() == pytest.approx(math.sqrt(10 / 6))
+    assert stats["act_zero_frac"].item() == pytest.approx(4 / 6)
+    assert stats["act_dead_frac"].item() == pytest.approx(2 / 3)  # units 2 and 3 never fire
+
+
+def test_three_layer_mlp_matches_a_hand_computation(make_cfg) -> None:
+    # Every weight 0.01, biases 0: each hidden unit computes 0.01 * sum(inputs).
+    stats, module = _fit(
+        make_cfg,
+        "model.depth=2",
+        "model.width=4",
+        "init=constant",
+        "init.value=0.01",
+        "trainer.limit_train_batches=1",
+    )
+    x, _ = next(iter(module.trainer.datamodule.train_dataloader()))  # step 0's batch
+    z1 = (0.01 * x.flatten(1).sum(1, keepdim=True)).expand(-1, 4)
+    a1 = z1.relu()
+    z2 = 0.01 * a1.sum(1, keepdim=True).expand(-1, 4)
+    mean, std = _values(stats, "act_mean"), _values(stats, "act_std")
+    dead = _values(stats, "act_dead_frac")
+    assert mean["00.net.layers.0.0"] == pytest.approx(z1.mean().item(), rel=1e-4)
+    assert std["00.net.layers.0.0"] == pytest.approx(z1.std().item(), rel=1e-4)
+    assert mean["01.net.layers.0.2"] == pytest.approx(a1.mean().item(), rel=1e-4)
+    assert dead["01.net.layers.0.2"] == float((a1 == 0).all())
+    assert mean["02.net.layers.1.0"] == pytest.approx(z2.mean().item(), rel=1e-4)
+
+
+def test_zeros_init_has_no_hidden_gradient(make_cfg) -> None:
+    stats, _ = _fit(make_cfg, "init=zeros", "trainer.limit_train_batches=1")
+    grads = _values(stats, "act_grad_std")
+    hidden = [v for layer, v in grads.items() if "layers" in layer]
+    assert hidden and all(v == 0 for v in hidden)
+
+
+def test_normal_large_saturates_a_deep_tanh_mlp(make_cfg) -> None:
+    # Pre-activations of std ~0.8 sqrt(1024) = 26: P(|z| < atanh(0.99) = 2.65) is about 0.08.
+    stats, _ = _fit(
+        make_cfg,
+        "init=normal_large",
+        "model.depth=10",
+        "model.activation=tanh",
+        "model.width=1024",
+        "trainer.limit_train_batches=1",
+    )
+    saturated = _values(stats, "act_saturated_frac")
+    assert saturated[max(saturated)] > 0.9
+
+
+def test_nan_triggers_the_guard_with_layer_and_step(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg(
+        "init=normal_large",
+        "model.depth=6",
+        "optimizer.lr=1e6",
+        "trainer.limit_train_batches=8",
+        "trainer.max_epochs=2",
+    )
+    record = train(cfg)
+    assert record["status"] == "diverged"
+    divergence = record["divergence"]
+    assert divergence["step"] < 8 and divergence["layer"]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["status"] == "diverged" and saved["divergence"] == divergence
+
+
+def test_hooks_are_removed_after_fit(make_cfg) -> None:
+    _, module = _fit(make_cfg, "model=resnet", "model.depth=8")
+    for m in module.modules():
+        assert not m._forward_hooks, m
+
+
+def test_events_hold_the_documented_tags(make_cfg, tmp_path: Path) -> None:
+    _fit(make_cfg, "stats=full", "stats.every_n_steps=1", "model=cnn")
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    scalars = set(tags["scalars"])
+    for stat in (
+        "act_mean",
+        "act_std",
+        "act_rms",
+        "act_zero_frac",
+        "act_dead_frac",
+        "act_grad_norm",
+        "act_grad_std",
+        "grad_norm",
+        "grad_to_weight",
+        "weight_norm",
+        "update_ratio",
+        "weight_sigma_max",
+    ):
+        assert any(t.startswith(stat + "/") for t in scalars), stat
+    assert "signal_propagation" in tags["images"]
+    assert any(t.startswith("colorful_dimension/") for t in tags["images"])
+    assert any(t.startswith("act_hist/") for t in tags["histograms"])
+
+
+def test_stats_off_adds_no_callback(make_cfg) -> None:
+    trainer, _, _ = build(make_cfg("stats=off"))
+    assert not any(isinstance(c, LayerStats) for c in trainer.callbacks)
+    assert any(isinstance(c, DivergenceGuard) for c in trainer.callbacks)
