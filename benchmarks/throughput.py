@@ -2,8 +2,9 @@
 
 Both train the same model (same config, init and batch size) on the same in-memory tensors for one
 epoch in this process; the pipeline is datamodule + Classifier + Lightning Trainer exactly as
-train.py builds them (progress bar, logging, checkpointing included). Each is timed over the
-training epoch only, best of ``--repeats``.
+train.py builds them (progress bar, logging, checkpointing, divergence guard included), once per
+statistics mode (``stats=off|default|full``). Each is timed over the training epoch only, best
+of ``--repeats``, the runs of one repeat interleaved so drift hits all columns alike.
 
     python -m benchmarks.throughput --models mlp cnn
     python -m benchmarks.throughput --models mlp -- data.batch_size=256 trainer.accelerator=gpu
@@ -87,25 +88,22 @@ def time_raw_loop(cfg: DictConfig) -> tuple[float, int]:
     return time.perf_counter() - start, steps * batch
 
 
+STATS = ("off", "default", "full")
+
+
 def measure(model: str, overrides: list[str], repeats: int) -> dict[str, float]:
-    runs = {"pipeline": [], "raw": []}
+    """Best samples/s of the raw loop and of the pipeline under each statistics mode."""
+    runs: dict[str, list[float]] = {name: [] for name in ("raw", *STATS)}
+    base = [f"model={model}", "trainer.max_epochs=1", "++trainer.limit_val_batches=0", "test=false"]
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_run(
-            [
-                f"model={model}",
-                "trainer.max_epochs=1",
-                "++trainer.limit_val_batches=0",
-                "test=false",
-                *overrides,
-            ],
-            tmp,
-        )
         for _ in range(repeats):
-            for name, fn in (("raw", time_raw_loop), ("pipeline", time_pipeline)):
-                seconds, samples = fn(cfg)
-                runs[name].append(samples / seconds)
-    pipeline, raw = max(runs["pipeline"]), max(runs["raw"])
-    return {"pipeline": pipeline, "raw": raw, "ratio": pipeline / raw}
+            seconds, samples = time_raw_loop(compose_run([*base, *overrides], tmp))
+            runs["raw"].append(samples / seconds)
+            for stats in STATS:
+                cfg = compose_run([*base, f"stats={stats}", *overrides], tmp)
+                seconds, samples = time_pipeline(cfg)
+                runs[stats].append(samples / seconds)
+    return {name: max(values) for name, values in runs.items()}
 
 
 def main() -> None:
@@ -116,10 +114,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.WARNING)
     rows = [(m, measure(m, args.overrides, args.repeats)) for m in args.models]
-    print("\n| model | train.py pipeline (samples/s) | raw PyTorch loop (samples/s) | ratio |")
-    print("|---|---:|---:|---:|")
+    print("\nsamples/s of one training epoch; in brackets: relative to the raw loop")
+    print("\n| model | raw PyTorch loop | train.py stats=off | stats=default | stats=full |")
+    print("|---|---:|---:|---:|---:|")
     for model, r in rows:
-        print(f"| {model} | {r['pipeline']:,.0f} | {r['raw']:,.0f} | {r['ratio']:.3f} |")
+        cells = " | ".join(f"{r[s]:,.0f} ({r[s] / r['raw']:.3f})" for s in STATS)
+        print(f"| {model} | {r['raw']:,.0f} | {cells} |")
+    for model, r in rows:
+        for stats in ("default", "full"):
+            cost = 1 - r[stats] / r["off"]
+            print(f"{model}: stats={stats} costs {100 * cost:.1f} % of samples/s vs stats=off")
 
 
 if __name__ == "__main__":
