@@ -9,13 +9,15 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from callbacks.watched import depth  # noqa: E402
+
 
 def signal_propagation_figure(scalars: dict[tuple[str, str], float]) -> Figure:
     """Activation std and activation-gradient std per layer, depth on the x axis, log scale:
     a flat line propagates, a falling one vanishes, a rising one explodes."""
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     for stat, label in (("act_std", "activation std"), ("act_grad_std", "gradient std")):
-        points = sorted((layer, v) for (s, layer), v in scalars.items() if s == stat)
+        points = sorted(((layer, v) for (s, layer), v in scalars.items() if s == stat), key=_depth)
         if points:
             ax.plot(range(len(points)), [max(v, 1e-30) for _, v in points], marker="o", label=label)
     ax.set_yscale("log")
@@ -25,6 +27,10 @@ def signal_propagation_figure(scalars: dict[tuple[str, str], float]) -> Figure:
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def _depth(item: tuple[str, float]) -> int:
+    return depth(item[0])
 
 
 def colorful_dimension(counts: Tensor) -> Tensor:

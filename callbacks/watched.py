@@ -35,3 +35,8 @@ def watched_modules(model: nn.Module) -> list[Watched]:
         or type(module) in ACTIVATIONS
         or hasattr(module, "zero_init_last")
     ]
+
+
+def depth(tag: str) -> int:
+    """The forward position in a statistics tag ``NN.path`` (for sorting past 99 layers)."""
+    return int(tag.split(".", 1)[0])
