@@ -11,7 +11,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # slope 0.01, the default that inits' gains assume too
     "linear": nn.Identity,
 }
-NORMS = ("none", "layernorm")
+NORMS = ("none", "layernorm", "batchnorm")
 
 
 def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -27,13 +27,19 @@ def activation_layer(name: str) -> nn.Module:
 
 
 def channel_norm(norm: str, channels: int) -> nn.Module:
-    """LayerNorm of a conv feature map: statistics over (C, H, W) per sample as in Ba et al.
-    (2016), with a per-channel affine; GroupNorm with one group is exactly that (Wu & He 2018)."""
+    """Norm of a conv feature map. LayerNorm: statistics over (C, H, W) per sample as in Ba et
+    al. (2016), with a per-channel affine; GroupNorm with one group is exactly that (Wu & He
+    2018). BatchNorm: per channel over the batch (Ioffe & Szegedy 2015)."""
     check_choice("norm", norm, NORMS)
+    if norm == "batchnorm":
+        return nn.BatchNorm2d(channels)
     return nn.GroupNorm(1, channels) if norm == "layernorm" else nn.Identity()
 
 
 def feature_norm(norm: str, features: int) -> nn.Module:
-    """LayerNorm over the features of a fully connected layer (Ba et al. 2016)."""
+    """LayerNorm over the features of a fully connected layer (Ba et al. 2016), or BatchNorm of
+    each feature over the batch."""
     check_choice("norm", norm, NORMS)
+    if norm == "batchnorm":
+        return nn.BatchNorm1d(features)
     return nn.LayerNorm(features) if norm == "layernorm" else nn.Identity()

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from models.layers import NORMS, check_choice
+from models.layers import check_choice
 
 
 class LayerNormLSTMCell(nn.LSTMCell):
@@ -59,7 +59,7 @@ class LSTMClassifier(nn.Module):
         norm: str = "none",
     ) -> None:
         super().__init__()
-        check_choice("norm", norm, NORMS)
+        check_choice("norm for the LSTM", norm, ("none", "layernorm"))
         check_choice("activation for the LSTM (its cell fixes tanh)", activation, ("tanh",))
         if hidden_size < 1 or num_layers < 1:
             raise ValueError(

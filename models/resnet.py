@@ -51,7 +51,7 @@ class BasicBlock(nn.Module):
     def zero_init_last(self) -> None:
         """Zero the last layer of the branch so the block starts as the identity (Goyal et al.
         2017): the last norm's scale when there is one, else the last conv's weight."""
-        last = self.norm2 if isinstance(self.norm2, nn.GroupNorm) else self.conv2
+        last = self.conv2 if isinstance(self.norm2, nn.Identity) else self.norm2
         nn.init.zeros_(last.weight)
 
     def shortcut(self, x: Tensor) -> Tensor:
@@ -71,8 +71,9 @@ class BasicBlock(nn.Module):
 
 class ResNet(nn.Module):
     """Stem conv, three stages of ``(depth - 2) / 6`` blocks of width w, 2w, 4w, average pooling
-    and a linear classifier. ``norm='layernorm'`` puts LayerNorm where the paper has BatchNorm
-    (after each convolution); ``norm='none'`` leaves the network normalization-free."""
+    and a linear classifier. ``norm`` is applied where the paper has BatchNorm (after each
+    convolution): ``batchnorm`` as in the paper, ``layernorm``, or ``none`` for the
+    normalization-free network that Fixup is made for."""
 
     def __init__(
         self,

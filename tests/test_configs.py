@@ -47,6 +47,7 @@ def test_unknown_choice_lists_the_available_ones(make_cfg) -> None:
     ("override", "message"),
     [
         ("model.norm=batchnrom", "unknown norm 'batchnrom'; choose one of: none, layernorm"),
+        ("model=lstm model.norm=batchnorm", "unknown norm for the LSTM 'batchnorm'; choose one"),
         ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, tanh"),
         ("optimizer.lr=-0.1", "Invalid learning rate: -0.1"),
         ("init.mode=fan_middle", "unknown fan mode 'fan_middle'; choose one of: fan_in"),
@@ -55,7 +56,7 @@ def test_unknown_choice_lists_the_available_ones(make_cfg) -> None:
 )
 def test_bad_value_fails_before_data_loads(make_cfg, override: str, message: str) -> None:
     # The data root does not exist: a data error here would mean the check came too late.
-    cfg = make_cfg(override, "data.root=/nonexistent/initbench")
+    cfg = make_cfg(*override.split(), "data.root=/nonexistent/initbench")
     with pytest.raises((ValueError, InstantiationException)) as error:
         train(cfg)
     assert message in str(error.value)
