@@ -12,7 +12,17 @@ from train import build, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
-GROUPS = ["data", "model", "init", "optimizer", "scheduler", "trainer", "logger", "callbacks"]
+GROUPS = [
+    "data",
+    "model",
+    "init",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "stats",
+]
 CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
@@ -91,3 +101,11 @@ def test_help_lists_groups_and_choices() -> None:
 def test_cfg_job_prints_the_resolved_config() -> None:
     text = _cli("--cfg", "job", "model=cnn", "init=xavier_uniform")
     assert "_target_: models.CNN" in text and "distribution: uniform" in text
+
+
+def test_model_optimizer_specialization_and_cli_precedence(make_cfg) -> None:
+    assert make_cfg("model=cnn").optimizer.lr == 0.02
+    assert make_cfg("model=lstm").optimizer.lr == 0.1
+    assert make_cfg("model=mlp").optimizer.lr == 0.05
+    assert make_cfg("model=cnn", "optimizer=adam").optimizer.lr == 1e-3
+    assert make_cfg("model=cnn", "optimizer.lr=0.3").optimizer.lr == 0.3
