@@ -109,3 +109,4 @@ def test_model_optimizer_specialization_and_cli_precedence(make_cfg) -> None:
     assert make_cfg("model=mlp").optimizer.lr == 0.05
     assert make_cfg("model=cnn", "optimizer=adam").optimizer.lr == 1e-3
     assert make_cfg("model=cnn", "optimizer.lr=0.3").optimizer.lr == 0.3
+    assert make_cfg("model=resnet", "init=fixup").optimizer.lr == 0.02
