@@ -26,28 +26,51 @@ class Divergence:
 
 
 class DivergenceGuard(L.Callback):
-    """Checks the training loss every ``every_n_steps``; when it is non-finite or above
-    ``max_loss`` it finds the first watched layer whose output on that batch is non-finite (in
-    forward order), else the first non-finite parameter, logs it, and stops the run cleanly, so
-    a sweep goes on. ``train.py`` records it as status ``diverged`` in ``metrics.json``.
+    """Watches the training loss for NaN/Inf or a value above ``max_loss``; once it happens it
+    finds the first watched layer whose output on that batch is non-finite (in forward order),
+    else the first non-finite parameter, logs it, and stops the run cleanly, so a sweep goes on.
+    ``train.py`` records it as status ``diverged`` in ``metrics.json``.
+
+    The first bad step and its loss are tracked on the device at every step; the host reads
+    them only every ``every_n_steps`` and at epoch end, so the training loop is not synced per
+    step and the reported step is still exact.
     """
 
-    def __init__(self, max_loss: float = 1e4, every_n_steps: int = 1) -> None:
+    def __init__(self, max_loss: float = 1e4, every_n_steps: int = 10) -> None:
         self.max_loss, self.every_n_steps = max_loss, every_n_steps
         self.divergence: Divergence | None = None
+        self._first: Tensor | None = None  # (step, loss) of the first bad step; step -1: none
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
+        if outputs is None:
+            return
         step = trainer.global_step - 1  # the step whose update just ran
-        if step % self.every_n_steps or outputs is None:
+        loss = outputs["loss"].detach().float()
+        if self._first is None:
+            self._first = torch.tensor([-1.0, 0.0], device=loss.device)
+        bad = ~torch.isfinite(loss) | (loss.abs() > self.max_loss)
+        new = bad & (self._first[0] < 0)
+        self._first = torch.where(
+            new, torch.stack([loss.new_tensor(float(step)), loss]), self._first
+        )
+        if (step + 1) % self.every_n_steps == 0:
+            self._check(trainer, module, batch[0])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._first is not None and self.divergence is None:
+            self._check(trainer, module, None)
+
+    def _check(self, trainer: L.Trainer, module: L.LightningModule, x: Tensor | None) -> None:
+        step, loss = self._first.tolist()  # the one host sync
+        if step < 0 or self.divergence is not None:
             return
-        loss = outputs["loss"].detach()
-        if torch.isfinite(loss) and loss.abs() <= self.max_loss:
-            return
-        layer = _first_non_finite(module, batch[0]) or "(every output finite)"
-        self.divergence = Divergence(step, layer, float(loss))
-        log.warning("diverged at step %d: loss %s; first non-finite: %s", step, float(loss), layer)
+        layer = (_first_non_finite(module, x) if x is not None else None) or _first_bad_param(
+            module
+        )
+        self.divergence = Divergence(int(step), layer or "(every output finite)", loss)
+        log.warning("diverged at step %d: loss %s; first non-finite: %s", step, loss, layer)
         trainer.should_stop = True
 
 
@@ -71,6 +94,8 @@ def _first_non_finite(module: nn.Module, x: Tensor) -> str | None:
     finally:
         for handle in handles:
             handle.remove()
-    if broken:
-        return broken[0]
+    return broken[0] if broken else _first_bad_param(module)
+
+
+def _first_bad_param(module: nn.Module) -> str | None:
     return next((n for n, p in module.named_parameters() if not torch.isfinite(p).all()), None)
