@@ -15,19 +15,18 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+import resolvers  # noqa: F401  (registers the resolvers the configs use)
 from callbacks import Divergence, DivergenceGuard
 from inits import apply_init
 from models import Classifier
 
 log = logging.getLogger("initbench")
-
-# Used by conf/hydra/default.yaml: a run without overrides goes to runs/defaults/.
-OmegaConf.register_new_resolver("name_or", lambda name, default: name or default, replace=True)
 
 # Lightning 2.6 calls a pytree API that torch >= 2.10 deprecates; harmless, and noise to users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -38,16 +37,25 @@ HPARAM_GROUPS = ("data", "model", "init", "optimizer", "scheduler", "trainer", "
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build, initialize, train and test the run that ``cfg`` describes.
 
-    Returns the contents of the run's ``metrics.json``; a failure is recorded there before the
-    exception propagates, so a sweep keeps a trace of every run.
+    Returns the contents of the run's ``metrics.json``. It is written with status ``running``
+    first, so a killed run leaves a trace; a failure is recorded before the exception
+    propagates. With ``resume=true`` a run that already ended (finished or diverged) is skipped
+    and an interrupted one continues from its last checkpoint.
     """
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = output_dir / "metrics.json"
+    resume = cfg.get("resume") and metrics_file.exists()
+    previous = json.loads(metrics_file.read_text()) if resume else {}
+    if previous.get("status") in ("finished", "diverged"):
+        log.info("resume: %s already %s, skipped", output_dir, previous["status"])
+        return previous
     started = time.perf_counter()
-    record: dict[str, Any] = {"status": "running", "overrides": _overrides()}
+    record: dict[str, Any] = {"status": "running", "overrides": _overrides(), **_choices(cfg)}
+    _write(metrics_file, record)
     try:
         trainer, module, datamodule = build(cfg)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=_checkpoint(cfg, output_dir))
         metrics = _scalars(trainer)
         divergence = _divergence(trainer)
         if cfg.test and divergence is None:
@@ -67,10 +75,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 2)
-        if rank_zero_only.rank == 0:  # one metrics.json per run, also under DDP
-            (output_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+        _write(metrics_file, record)
     _report(record, output_dir)
     return record
+
+
+def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path`` if given; with ``resume=true``, the run's own last checkpoint if any."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if cfg.ckpt_path is None and cfg.get("resume") and last.exists():
+        log.info("resume: continuing from %s", last)
+        return str(last)
+    return cfg.ckpt_path
+
+
+@rank_zero_only  # one metrics.json per run, also under DDP
+def _write(path: Path, record: dict[str, Any]) -> None:
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule]:
@@ -122,6 +143,13 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def _choices(cfg: DictConfig) -> dict[str, Any]:
+    """The chosen file of each config group and the seed: what a sweep report groups by."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    groups = {k: v for k, v in choices.items() if not k.startswith("hydra") and v is not None}
+    return {"choices": groups, "seed": cfg.seed}
+
+
 def _report(record: dict[str, Any], output_dir: Path) -> None:
     metrics = record["metrics"]
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val/acc", "test/acc") if k in metrics)
@@ -134,7 +162,15 @@ def _report(record: dict[str, Any], output_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg)["metrics"].get("val/acc")
+    """One run. In a sweep a failed run is logged and recorded, and the sweep goes on; its
+    report lists it and the sweep's exit status counts it."""
+    try:
+        return train(cfg)["metrics"].get("val/acc")
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception("run failed (recorded in metrics.json); the sweep goes on")
+        return None
 
 
 if __name__ == "__main__":

@@ -18,3 +18,8 @@ class StopAfterFirstEpoch(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         trainer.should_stop = True
+
+
+def raising_init(model: nn.Module) -> None:
+    """An init that fails, injected into a sweep by tests/conf/init/raises.yaml."""
+    raise RuntimeError("injected failure")

@@ -27,7 +27,10 @@ CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 
 
 # Choices that only make sense with another one.
-PAIRED = {("init", "fixup"): ["model=resnet", "model.depth=8", "model.norm=none"]}
+PAIRED = {
+    ("init", "fixup"): ["model=resnet", "model.depth=8", "model.norm=none"],
+    ("init", "zero_init_residual"): ["model=resnet", "model.depth=8"],
+}
 
 
 @pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])

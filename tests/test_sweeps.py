@@ -1,0 +1,148 @@
+"""Multirun end to end: failed and diverged runs, the report, resume, launchers, experiments."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from benchmarks.report import write_report
+from resolvers import MAX_NAME, run_name, sweep_dir
+from tests.conftest import CONF_DIR, FAST
+
+ROOT = CONF_DIR.parent
+# kaiming trains, normal_large diverges on a 10-layer MLP, raises (tests/conf/init/) fails.
+SWEEP = [
+    "init=kaiming_normal,normal_large,raises",
+    "model.depth=10",
+    "hydra.searchpath=[file://tests/conf]",
+]
+
+
+def _multirun(log_dir: Path, data_root: Path, *overrides: str) -> subprocess.CompletedProcess:
+    fast = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]
+    command = [sys.executable, "train.py", "-m", *SWEEP, *fast, f"data.root={data_root}"]
+    command += [f"paths.log_dir={log_dir}", *overrides]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple:
+    log_dir = tmp_path_factory.mktemp("logs")
+    result = _multirun(log_dir, data_root)
+    (folder,) = (log_dir / "multiruns").iterdir()
+    return result, folder
+
+
+def _rows(folder: Path) -> dict[str, dict[str, str]]:
+    with (folder / "summary.csv").open() as file:
+        return {row["init"]: row for row in csv.DictReader(file)}
+
+
+def _record(folder: Path, run: str) -> dict:
+    return json.loads((folder / run / "metrics.json").read_text())
+
+
+def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
+    result, folder = sweep
+    assert result.returncode == 1, result.stderr[-2000:]  # exit status: the number that failed
+    assert "1 of 3 runs failed" in result.stdout + result.stderr
+    rows = _rows(folder)
+    assert {i: r["status"] for i, r in rows.items()} == {
+        "kaiming_normal": "finished",
+        "normal_large": "diverged",
+        "raises": "failed",
+    }
+    assert rows["raises"]["error"] == "RuntimeError: injected failure"
+    assert rows["normal_large"]["diverged_step"] != "" and rows["normal_large"]["diverged_layer"]
+    for name in ("summary.md", "loss_curves.png", "signal_at_init.png"):
+        assert (folder / name).stat().st_size > 0
+
+
+def test_summary_equals_the_runs_own_files(sweep) -> None:
+    _, folder = sweep
+    for row in _rows(folder).values():
+        record = _record(folder, row["run"])
+        assert row["status"] == record["status"] and row["seed"] == str(record["seed"])
+        for column, key in (("val_acc", "val/acc"), ("test_acc", "test/acc")):
+            expected = record.get("metrics", {}).get(key)
+            assert (float(row[column]) if row[column] else None) == expected
+    kaiming = _record(folder, _rows(folder)["kaiming_normal"]["run"])
+    cell = f"| kaiming_normal | {100 * kaiming['metrics']['test/acc']:.2f} (n=1) |"
+    assert cell in (folder / "summary.md").read_text()
+
+
+def test_report_lists_killed_and_missing_runs(sweep, tmp_path: Path) -> None:
+    folder = tmp_path / "sweep"
+    shutil.copytree(sweep[1], folder)
+    killed = folder / _rows(folder)["kaiming_normal"]["run"]
+    record = json.loads((killed / "metrics.json").read_text())
+    (killed / "metrics.json").write_text(json.dumps({**record, "status": "running"}))
+    (folder / "never_started" / ".hydra").mkdir(parents=True)
+    statuses = sorted(row["status"] for row in write_report(folder))
+    assert statuses == ["diverged", "failed", "incomplete", "missing"]
+    assert "no metrics.json: killed or never started" in (folder / "summary.md").read_text()
+
+
+def test_resume_skips_ended_runs_and_continues_the_rest(sweep, data_root, tmp_path: Path) -> None:
+    """Re-run the same command with resume=true (here through the joblib launcher)."""
+    log_dir = tmp_path / "logs"
+    shutil.copytree(sweep[1], log_dir / "multiruns" / sweep[1].name)
+    folder = log_dir / "multiruns" / sweep[1].name
+    rows = _rows(folder)
+    interrupted = folder / rows["kaiming_normal"]["run"]
+    before = _record(folder, rows["kaiming_normal"]["run"])
+    (interrupted / "metrics.json").write_text(json.dumps({**before, "status": "running"}))
+    diverged = _record(folder, rows["normal_large"]["run"])
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "resume=true"]
+    result = _multirun(log_dir, data_root, *launcher)
+    assert result.returncode == 1 and len(list((log_dir / "multiruns").iterdir())) == 1
+    assert _record(folder, rows["normal_large"]["run"]) == diverged  # skipped
+    resumed = _record(folder, rows["kaiming_normal"]["run"])
+    assert resumed["status"] == "finished" and resumed["steps"] == before["steps"]
+    assert "resume: continuing from" in (interrupted / "train.log").read_text()
+
+
+def test_sweep_dir_is_new_or_with_resume_the_latest(tmp_path: Path) -> None:
+    assert sweep_dir(str(tmp_path), False).startswith(str(tmp_path) + "/20")
+    for name in ("2026-01-01_00-00-00", "2026-02-01_00-00-00"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "multirun.yaml").touch()
+    (tmp_path / "2027-not-a-sweep").mkdir()
+    assert sweep_dir(str(tmp_path), True) == str(tmp_path / "2026-02-01_00-00-00")
+
+
+def test_run_names_are_overrides_short_and_unique() -> None:
+    assert run_name("") == "defaults" and run_name("init=zeros") == "init=zeros"
+    long = ",".join(f"+trainer.option_{i}=value" for i in range(20))
+    a, b = run_name(long), run_name(long + "x")
+    assert len(a.encode()) <= MAX_NAME + 9 and a != b and a.startswith("+trainer.option_0")
+
+
+def _compose(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_each_of_its_runs(experiment: str) -> None:
+    params = _compose(f"experiment={experiment}").hydra.sweeper.params
+    assert params, f"conf/experiment/{experiment}.yaml sweeps nothing"
+    for key, values in params.items():  # every value of every axis composes
+        for value in str(values).split(","):
+            _compose(f"experiment={experiment}", f"{key}={value}")
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "submitit_slurm"])
+def test_launchers_compose(launcher: str) -> None:
+    cfg = _compose(f"hydra/launcher={launcher}")
+    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
