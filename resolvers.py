@@ -12,7 +12,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-
 MAX_NAME = 150  # file systems allow 255 bytes per folder name; leave room for the hash
 
 
