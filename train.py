@@ -112,6 +112,8 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     x, _ = next(iter(datamodule.train_dataloader()))
     apply_init(strategy, net, x)  # its own visible step: after building, before the optimizer
     module = Classifier(net, optimizer, datamodule.num_classes, scheduler)
+    if cfg.get("compile"):
+        module = torch.compile(module)  # Lightning unwraps it and trains the compiled forward
     return trainer, module, datamodule
 
 

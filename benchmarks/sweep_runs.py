@@ -65,14 +65,15 @@ def _load(folder: Path) -> Run:
     if "overrides" not in record:
         overrides = folder / ".hydra" / "overrides.yaml"
         record["overrides"] = _yaml_list(overrides) if overrides.exists() else []
-    return Run(folder, record, _curves(folder))
+    return Run(folder, record, scalar_curves(folder))
 
 
 def _yaml_list(path: Path) -> list[str]:
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
-def _curves(folder: Path) -> dict[str, dict[int, float]]:
+def scalar_curves(folder: Path) -> dict[str, dict[int, float]]:
+    """Every scalar tag of the TensorBoard events in ``folder``: tag -> step -> value."""
     if not any(folder.glob("events.out.tfevents.*")):
         return {}
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # a line per event file

@@ -9,7 +9,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from callbacks.figures import colorful_dimension, signal_propagation_figure
-from callbacks.statistics import activation_stats, gradient_stats, histogram, weight_stats
+from callbacks.reduce import Moments, all_reduce_moments
+from callbacks.statistics import (
+    activation_moments,
+    activation_stats,
+    gradient_moments,
+    gradient_stats,
+    histogram,
+    weight_stats,
+)
 from callbacks.watched import watched_modules
 
 log = logging.getLogger(__name__)
@@ -32,7 +40,9 @@ class LayerStats(L.Callback):
     module's output statistics and put a tensor hook on the output for its gradient (module
     backward hooks break on in-place activations); the forward hooks are removed after the
     backward pass. Everything is computed on the device, stacked, and moved to the host once.
-    Step 0 is the state right after init: it also gets a signal-propagation figure.
+    Under DDP, activation and activation-gradient sums and histograms are reduced across ranks
+    first, so every value is the global batch's. Step 0 is the state right after init: it also
+    gets a signal-propagation figure.
 
     Args:
         every_n_steps: logging period in optimizer steps.
@@ -59,10 +69,19 @@ class LayerStats(L.Callback):
         self.table: list[Row] = []
         self._order: dict[str, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._pending: dict[tuple[str, str], Tensor] = {}
+        self._pending: dict[tuple[str, str], Tensor] = {}  # (stat, name): global already
+        self._moments: Moments = {}  # (kind, tag): this rank's sums, reduced at the flush
         self._before: dict[str, Tensor] = {}
         self._colorful: dict[str, list[Tensor]] = {}
         self._step: int | None = None
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if getattr(module, "_compiler_ctx", None):  # set by Lightning for a torch.compile'd module
+            raise ValueError(
+                "per-layer statistics cannot watch a torch.compile'd model (its forward hooks "
+                "and tensor hooks do not run inside the compiled graph): use compile=true with "
+                "stats=off, or compile=false"
+            )
 
     # -- hooks -------------------------------------------------------------------------------
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
@@ -78,18 +97,17 @@ class LayerStats(L.Callback):
         def hook(_: nn.Module, __: tuple, output: Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
             tag = self._tag(name)
-            for stat, value in activation_stats(out, bounded).items():
-                self._pending[(stat, tag)] = value
+            self._moments[("act", tag)] = activation_moments(out, bounded)
             if self.histograms:
-                self._pending[("hist", tag)] = histogram(out, self.hist_bins, self.hist_limit)
+                counts = histogram(out, self.hist_bins, self.hist_limit)
+                self._moments[("hist", tag)] = {"counts": counts}
             if out.requires_grad:
                 out.register_hook(lambda grad: self._record_grad(tag, grad))
 
         return hook
 
     def _record_grad(self, tag: str, grad: Tensor) -> None:
-        for stat, value in gradient_stats(grad, "act_grad").items():
-            self._pending[(stat, tag)] = value
+        self._moments[("act_grad", tag)] = gradient_moments(grad)
 
     def _tag(self, name: str) -> str:
         """``NN.path``: position in forward order (the order hooks fire), then the module path,
@@ -105,7 +123,7 @@ class LayerStats(L.Callback):
         for name, param in module.named_parameters():
             if param.grad is None:
                 continue
-            grads = gradient_stats(param.grad, "grad")
+            grads = gradient_stats(gradient_moments(param.grad), "grad")
             weights = weight_stats(param, singular)
             grads["grad_to_weight"] = grads["grad_norm"] / weights["weight_norm"].clamp_min(1e-12)
             for stat, value in {**grads, **weights}.items():
@@ -136,11 +154,21 @@ class LayerStats(L.Callback):
 
     # -- output ------------------------------------------------------------------------------
     def _flush(self, trainer: L.Trainer, step: int) -> None:
-        """Move every pending value to the host in one transfer, then log."""
+        """Reduce across ranks, move every value to the host in one transfer, then log."""
+        all_reduce_moments(self._moments)
+        for (kind, tag), moments in self._moments.items():
+            if kind == "act":
+                stats = activation_stats(moments)
+            elif kind == "act_grad":
+                stats = gradient_stats(moments, "act_grad", 1 / trainer.world_size)
+            else:
+                stats = {"hist": moments["counts"]}
+            self._pending.update({(stat, tag): value for stat, value in stats.items()})
+        self._moments.clear()
         if not self._pending:
             return
         keys = list(self._pending)
-        tensors = [self._pending[k].reshape(-1) for k in keys]
+        tensors = [self._pending[k].reshape(-1).double() for k in keys]
         host = torch.cat(tensors).cpu()  # the one host sync of this step
         self._pending.clear()
         scalars, histograms, offset = {}, {}, 0

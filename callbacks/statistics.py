@@ -1,7 +1,9 @@
 """Per-tensor statistics, computed on the tensor's device without a host sync.
 
-Each function returns a dict of 0-d tensors; the callback stacks all of them and moves them to the
-host once per logging step.
+Activations and their gradients are first reduced to sums (``*_moments``: count, sum, sum of
+squares, counts of zeros...), which add up across DDP ranks (``callbacks.reduce``), and only
+then turned into statistics (``*_stats``), so a logged std is the global batch's, not rank 0's.
+Parameters need no reduction: DDP has averaged their gradients before any hook sees them.
 """
 
 import torch
@@ -10,37 +12,73 @@ from torch import Tensor
 # |x| within this fraction of the bound counts as saturated (tanh: |x| > 0.99; sigmoid: x < 0.01
 # or x > 0.99), where the derivative is below 0.02 and gradients barely pass.
 SATURATION = 0.99
+# Moments reduced across ranks with max; every other moment is summed.
+MAX_MOMENTS = ("alive", "abs_max")
+F64 = torch.float64  # sums of squares over millions of values: float32 would lose the std
 
 
-def activation_stats(x: Tensor, bounded: str | None = None) -> dict[str, Tensor]:
-    """mean, std, RMS, fraction of exact zeros, fraction of dead units (zero for every sample
-    and position of the batch) and, for a ``bounded`` activation ('tanh' or 'sigmoid'), the
-    fraction of saturated values."""
+def activation_moments(x: Tensor, bounded: str | None = None) -> dict[str, Tensor]:
+    """Sums from which ``activation_stats`` follows; ``alive`` marks the units (dim 1) that
+    fired for some sample or position, ``saturated`` counts values near a 'tanh' or 'sigmoid'
+    bound."""
     x = x.detach().float()
-    stats = {
-        "act_mean": x.mean(),
-        "act_std": x.std(),
-        "act_rms": x.square().mean().sqrt(),
-        "act_zero_frac": (x == 0).float().mean(),
+    moments = {
+        "count": torch.tensor(float(x.numel()), dtype=F64, device=x.device),
+        "sum": x.sum(dtype=F64),
+        "sumsq": x.square().sum(dtype=F64),
+        "zeros": (x == 0).sum(dtype=F64),
     }
     if x.dim() >= 2:
-        units = x.transpose(0, 1).reshape(x.shape[1], -1)
-        stats["act_dead_frac"] = (units == 0).all(dim=1).float().mean()
+        moments["alive"] = (x.transpose(0, 1).reshape(x.shape[1], -1) != 0).any(dim=1).to(F64)
     if bounded == "tanh":
-        stats["act_saturated_frac"] = (x.abs() > SATURATION).float().mean()
+        moments["saturated"] = (x.abs() > SATURATION).sum(dtype=F64)
     elif bounded == "sigmoid":
-        stats["act_saturated_frac"] = ((x < 1 - SATURATION) | (x > SATURATION)).float().mean()
+        moments["saturated"] = ((x < 1 - SATURATION) | (x > SATURATION)).sum(dtype=F64)
+    return moments
+
+
+def activation_stats(m: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mean, std, RMS, fraction of exact zeros, fraction of dead units (zero for every sample
+    and position of the batch) and, for a bounded activation, the fraction saturated."""
+    n = m["count"]
+    stats = {
+        "act_mean": m["sum"] / n,
+        "act_std": _std(m),
+        "act_rms": (m["sumsq"] / n).sqrt(),
+        "act_zero_frac": m["zeros"] / n,
+    }
+    if "alive" in m:
+        stats["act_dead_frac"] = 1 - m["alive"].mean()
+    if "saturated" in m:
+        stats["act_saturated_frac"] = m["saturated"] / n
     return stats
 
 
-def gradient_stats(g: Tensor, prefix: str) -> dict[str, Tensor]:
-    """L2 norm, std and max |g| of a gradient."""
+def gradient_moments(g: Tensor) -> dict[str, Tensor]:
     g = g.detach().float()
     return {
-        f"{prefix}_norm": g.norm(),
-        f"{prefix}_std": g.std() if g.numel() > 1 else g.new_zeros(()),
-        f"{prefix}_max": g.abs().max(),
+        "count": torch.tensor(float(g.numel()), dtype=F64, device=g.device),
+        "sum": g.sum(dtype=F64),
+        "sumsq": g.square().sum(dtype=F64),
+        "abs_max": g.abs().max().to(F64),
     }
+
+
+def gradient_stats(m: dict[str, Tensor], prefix: str, scale: float = 1.0) -> dict[str, Tensor]:
+    """L2 norm, std and max |g| of a gradient, times ``scale`` (1 / world size for activation
+    gradients under DDP: each rank's loss is its local mean, the global loss their average)."""
+    return {
+        f"{prefix}_norm": m["sumsq"].sqrt() * scale,
+        f"{prefix}_std": _std(m) * scale,
+        f"{prefix}_max": m["abs_max"] * scale,
+    }
+
+
+def _std(m: dict[str, Tensor]) -> Tensor:
+    """Sample std from sums (Bessel-corrected, like ``Tensor.std``); 0 for a single value."""
+    n = m["count"]
+    variance = (m["sumsq"] - m["sum"].square() / n) / (n - 1).clamp_min(1)
+    return variance.clamp_min(0).sqrt()
 
 
 def weight_stats(w: Tensor, singular_value: bool = False) -> dict[str, Tensor]:

@@ -47,7 +47,8 @@ class Classifier(L.LightningModule):
         # second self.log cost about 10 % of an MLP step on CPU (benchmarks/throughput.py).
         accuracy = (logits.detach().argmax(dim=-1) == y).float().mean()
         metrics = {"train/loss": loss, "train/acc": accuracy}
-        self.log_dict(metrics, on_step=True, on_epoch=True, prog_bar=True)
+        # sync_dist: under DDP the logged loss is the global batch's (a no-op on one device).
+        self.log_dict(metrics, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:

@@ -23,3 +23,26 @@ class StopAfterFirstEpoch(L.Callback):
 def raising_init(model: nn.Module) -> None:
     """An init that fails, injected into a sweep by tests/conf/init/raises.yaml."""
     raise RuntimeError("injected failure")
+
+
+class RaiseFor(L.Callback):
+    """Fails the one run of a sweep whose ``run`` equals ``when`` (e.g. 'orthogonal/lstm' from
+    ``${hydra:runtime.choices.init}/${hydra:runtime.choices.model}``): a failure injected into
+    a real sweep without touching the code under test."""
+
+    def __init__(self, when: str, run: str) -> None:
+        self.when, self.run = when, run
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.run == self.when:
+            raise RuntimeError(f"injected failure in {self.run}")
+
+
+class SaveInitialWeights(L.Callback):
+    """Saves each rank's weights as training starts, to check that DDP ranks start equal."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        torch.save(module.state_dict(), f"{self.folder}/weights_rank{trainer.global_rank}.pt")

@@ -1,0 +1,73 @@
+"""DDP on CPU (gloo, 2 processes) gives the statistics of one process on the same global batch,
+identical initial weights on both ranks, and one run folder; bf16 and torch.compile behave."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.sweep_runs import scalar_curves
+from tests.conftest import CONF_DIR, FAST
+from train import build, train
+
+ROOT = CONF_DIR.parent
+STATS = ("act_mean", "act_std", "act_rms", "act_zero_frac", "act_dead_frac", "act_grad_std")
+STATS += ("act_grad_norm", "act_grad_max", "grad_norm", "weight_norm")
+
+
+def _run(run_dir: Path, data_root: Path, *overrides: str) -> None:
+    fast = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]
+    command = [sys.executable, "train.py", *fast, f"data.root={data_root}"]
+    command += [f"hydra.run.dir={run_dir}", "model.depth=3", "model.width=64", "test=false"]
+    command += ["trainer.log_every_n_steps=1", "trainer.limit_train_batches=1", *overrides]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Path, Path]:
+    """The same global batch of 16: one process, and two DDP ranks of 8 each."""
+    root = tmp_path_factory.mktemp("ddp")
+    single, ddp = root / "single", root / "ddp"
+    _run(single, data_root, "data.batch_size=16")
+    save = f"+callbacks.save._target_=tests.helpers.SaveInitialWeights +callbacks.save.folder={ddp}"
+    _run(ddp, data_root, "trainer=ddp", "trainer.devices=2", "data.batch_size=8", *save.split())
+    return single, ddp
+
+
+def test_ddp_step0_statistics_equal_the_single_process_ones(runs) -> None:
+    single, ddp = (scalar_curves(run) for run in runs)
+    compared = 0
+    for tag, values in single.items():
+        if tag.split("/")[0] in STATS:
+            assert ddp[tag][0] == pytest.approx(values[0], rel=1e-4, abs=1e-7), tag
+            compared += 1
+    assert compared > 30
+    assert ddp["train/loss_step"][0] == pytest.approx(single["train/loss_step"][0], rel=1e-5)
+
+
+def test_ddp_ranks_start_from_the_same_weights(runs) -> None:
+    ranks = [torch.load(runs[1] / f"weights_rank{r}.pt") for r in (0, 1)]
+    for name, tensor in ranks[0].items():
+        torch.testing.assert_close(tensor, ranks[1][name], rtol=0, atol=0, msg=name)
+
+
+def test_ddp_writes_one_run_folder_and_one_metrics_file(runs) -> None:
+    ddp = runs[1]
+    assert sorted(p.name for p in ddp.parent.iterdir()) == ["ddp", "single"]
+    assert len(list(ddp.rglob("metrics.json"))) == 1
+    assert len(list(ddp.glob("events.out.tfevents.*"))) >= 1
+    assert not any(p.is_dir() and p.name.startswith("version_") for p in ddp.iterdir())
+
+
+def test_bf16_mixed_precision_runs_with_statistics(make_cfg) -> None:
+    record = train(make_cfg("trainer.precision=bf16-mixed", "model=cnn"))
+    assert record["status"] == "finished"
+
+
+def test_compile_with_statistics_is_refused_plainly(make_cfg) -> None:
+    trainer, module, datamodule = build(make_cfg("compile=true"))
+    with pytest.raises(ValueError, match="stats=off"):
+        trainer.fit(module, datamodule=datamodule)
