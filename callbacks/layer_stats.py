@@ -49,6 +49,8 @@ class LayerStats(L.Callback):
         histograms: also log activation histograms and "colorful dimension" images.
         singular_values_every_n_steps: log each weight's largest singular value this often
             (0: never; it costs an SVD per weight).
+        images_every_n_steps: redraw the colorful-dimension images this often and at the end
+            of training (each is a PNG of the whole history so far: the costly part of ``full``).
         hist_bins: bins of the fixed histogram edges.
         hist_limit: the edges span [-hist_limit, hist_limit].
     """
@@ -58,13 +60,14 @@ class LayerStats(L.Callback):
         every_n_steps: int = 50,
         histograms: bool = False,
         singular_values_every_n_steps: int = 0,
+        images_every_n_steps: int = 500,
         hist_bins: int = 64,
         hist_limit: float = 5.0,
     ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"stats.every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps, self.histograms = every_n_steps, histograms
-        self.sv_every = singular_values_every_n_steps
+        self.sv_every, self.images_every = singular_values_every_n_steps, images_every_n_steps
         self.hist_bins, self.hist_limit = hist_bins, hist_limit
         self.table: list[Row] = []
         self._order: dict[str, int] = {}
@@ -143,6 +146,8 @@ class LayerStats(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._remove_hooks()
+        if self._colorful:
+            self._write_images(trainer, trainer.global_step)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
         self._remove_hooks()
@@ -197,8 +202,14 @@ class LayerStats(L.Callback):
                 self._write_histogram(writer, tag, counts, step)
         for tag, counts in histograms.items():
             self._colorful.setdefault(tag, []).append(counts)
+        if step % self.images_every == 0:
+            self._write_images(trainer, step)
+
+    def _write_images(self, trainer: L.Trainer, step: int) -> None:
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        for tag, history in self._colorful.items():
+            image = colorful_dimension(torch.stack(history, dim=1))
             for writer in writers:
-                image = colorful_dimension(torch.stack(self._colorful[tag], dim=1))
                 writer.add_image(f"colorful_dimension/{tag}", image, step)
 
     def _write_histogram(self, writer, tag: str, counts: Tensor, step: int) -> None:
