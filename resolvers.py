@@ -17,8 +17,10 @@ MAX_NAME = 150  # file systems allow 255 bytes per folder name; leave room for t
 
 def run_name(overrides: str) -> str:
     """The run folder's name: its overrides (``init=kaiming,model=resnet``), ``defaults`` when
-    there are none, and when too long for a folder name the first part plus a short hash of the
-    whole, so distinct runs never share a folder."""
+    there are none, ``/`` in a value replaced (one folder, not nested ones), and when too long
+    for a folder name the first part plus a short hash of the whole, so distinct runs never
+    share a folder."""
+    overrides = overrides.replace("/", "_")
     if len(overrides.encode()) <= MAX_NAME:
         return overrides or "defaults"
     digest = hashlib.sha1(overrides.encode()).hexdigest()[:8]

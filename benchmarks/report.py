@@ -38,7 +38,7 @@ def summary_row(run: Run, threshold: float) -> dict[str, Any]:
     record, choices = run.record, run.record.get("choices", {})
     divergence = record.get("divergence", {})
     return {
-        "run": run.folder.name,
+        "run": run.name,
         "status": run.status,
         "init": run.init,
         "model": choices.get("model"),
@@ -84,7 +84,8 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
             + " | ".join(_cell(cells.get((init, c), []), metric) for c in columns)
             + " |"
         )
-    unfinished = [r for r in rows if r["status"] in NOT_FINISHED]
+    names = [group_label(run, varying_keys(runs, ignore=())) for run in runs]
+    unfinished = [(n, r) for n, r in zip(names, rows) if r["status"] in NOT_FINISHED]
     if unfinished:
         lines += [
             "",
@@ -93,7 +94,7 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
             "| run | status | detail |",
             "|---|---|---|",
         ]
-        lines += [f"| {r['run']} | {r['status']} | {_detail(r)} |" for r in unfinished]
+        lines += [f"| {n} | {r['status']} | {_detail(r)} |" for n, r in unfinished]
     lines += ["", "![loss curves](loss_curves.png)", "", "![signal at init](signal_at_init.png)"]
     return "\n".join(lines) + "\n"
 

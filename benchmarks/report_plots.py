@@ -14,6 +14,11 @@ from benchmarks.sweep_runs import Run, group_label, mean_curve  # noqa: E402
 from callbacks.watched import depth  # noqa: E402
 
 
+def _colors(runs: list[Run]) -> dict[str, str]:
+    """One color per init, the same in every panel."""
+    return {init: f"C{i % 10}" for i, init in enumerate(dict.fromkeys(r.init for r in runs))}
+
+
 def _panels(runs: list[Run], keys: list[str]) -> tuple[Figure, dict[str, tuple]]:
     """One axis per setting; for each, its runs grouped by init."""
     groups: dict[str, dict[str, list[Run]]] = {}
@@ -48,11 +53,12 @@ def _save(fig: Figure, path: Path) -> None:
 def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
     """Training loss (mean over seeds) against step, log scale."""
     fig, panels = _panels(runs, keys)
+    colors = _colors(runs)
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
             curve = mean_curve(group, "train/loss_step")
             if curve:
-                ax.plot(list(curve), _finite(list(curve.values())), label=init)
+                ax.plot(list(curve), _finite(list(curve.values())), label=init, color=colors[init])
         ax.set(yscale="log", xlabel="step", ylabel="train loss", title=label)
         _decorate(ax)
     _save(fig, path)
@@ -61,13 +67,14 @@ def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
 def plot_signal_at_init(runs: list[Run], keys: list[str], path: Path) -> None:
     """Activation std of every watched layer at step 0 (mean over seeds) against depth."""
     fig, panels = _panels(runs, keys)
+    colors = _colors(runs)
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
             tags = sorted({t for r in group for t in r.curves if t.startswith("act_std/")},
                           key=lambda t: depth(t.split("/", 1)[1]))  # fmt: skip
             values = [mean_curve(group, tag).get(0, float("nan")) for tag in tags]
             if values:
-                ax.plot(_finite(values), marker=".", label=init)
+                ax.plot(_finite(values), marker=".", label=init, color=colors[init])
         ax.set(yscale="log", xlabel="layer (forward order)", ylabel="activation std at step 0")
         ax.set_title(label)
         _decorate(ax)

@@ -21,6 +21,7 @@ class Run:
     """One run folder of a sweep: its record (``metrics.json``) and its scalar curves."""
 
     folder: Path
+    name: str  # the folder, relative to the sweep's
     record: dict
     curves: dict[str, dict[int, float]] = field(default_factory=dict)
 
@@ -51,21 +52,21 @@ class Run:
 
 
 def load_runs(sweep_dir: Path) -> list[Run]:
-    """Every job folder of the sweep (one with a ``.hydra`` folder or a ``metrics.json``)."""
+    """Every job folder under the sweep folder (one with a ``metrics.json`` or a ``.hydra``)."""
     folders = sorted(
-        {p.parent for p in sweep_dir.glob("*/metrics.json")}
-        | {p.parent for p in sweep_dir.glob("*/.hydra")}
+        {p.parent for p in sweep_dir.rglob("metrics.json")}
+        | {p.parent for p in sweep_dir.rglob(".hydra")}
     )
-    return [_load(folder) for folder in folders]
+    return [_load(folder, str(folder.relative_to(sweep_dir))) for folder in folders]
 
 
-def _load(folder: Path) -> Run:
+def _load(folder: Path, name: str) -> Run:
     file = folder / "metrics.json"
     record = json.loads(file.read_text()) if file.exists() else {}
     if "overrides" not in record:
         overrides = folder / ".hydra" / "overrides.yaml"
         record["overrides"] = _yaml_list(overrides) if overrides.exists() else []
-    return Run(folder, record, scalar_curves(folder))
+    return Run(folder, name, record, scalar_curves(folder))
 
 
 def _yaml_list(path: Path) -> list[str]:
