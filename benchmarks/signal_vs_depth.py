@@ -44,9 +44,9 @@ def _init_config(name: str) -> DictConfig:
         return compose("config", overrides=[f"init={name}"]).init
 
 
-def strategy(name: str):
-    """A fresh init strategy exactly as ``init=<name>`` composes it."""
-    return instantiate(_init_config(name))
+def strategy(name: str, **overrides):
+    """A fresh init strategy exactly as ``init=<name>`` composes it, plus ``overrides``."""
+    return instantiate(_init_config(name), **overrides)
 
 
 def profile(init: str, activation: str, depth: int, width: int, batch: int) -> dict[str, list]:
@@ -72,13 +72,15 @@ def profile(init: str, activation: str, depth: int, width: int, batch: int) -> d
 
 
 def jacobian_singular_values(init: str, depth: int, width: int) -> Tensor:
-    """Singular values of d(last hidden layer) / d(input) of a tanh MLP of constant width at
-    one N(0, 1) input (Pennington et al. 2017, fig. 1)."""
+    """Singular values of d(last hidden layer) / d(input) of a tanh MLP of constant width,
+    weights at gain 1 and zero biases (sigma_w = 1, sigma_b = 0: the critical point), at one
+    input of small variance (0.01) where tanh is near-linear: where Pennington et al. 2017
+    (fig. 1) show that orthogonal weights reach dynamical isometry and Gaussian ones do not."""
     torch.manual_seed(0)
     model = MLP((width,), 10, depth=depth, width=width, activation="tanh")
-    apply_init(strategy(init), model, torch.randn(64, width))
+    apply_init(strategy(init, gain=1.0), model, torch.randn(64, width))
     body = torch.nn.Sequential(*model.layers)
-    jacobian = torch.autograd.functional.jacobian(body, torch.randn(1, width))
+    jacobian = torch.autograd.functional.jacobian(body, 0.1 * torch.randn(1, width))
     return torch.linalg.svdvals(jacobian.reshape(width, width))
 
 
@@ -105,7 +107,7 @@ def run(out: Path, quick: bool = False) -> dict[str, list[dict]]:
         for a in ACTIVATIONS
         for i in INITS
     ]
-    jac_depths = [4, 16, 64] if quick else [4, 16, 64, 128]
+    jac_depths = [4, 16, 64] if quick else [4, 16, 64, 256]
     jac = []
     for init in ("orthogonal", "xavier_normal"):
         for d in jac_depths:
@@ -136,7 +138,9 @@ def run(out: Path, quick: bool = False) -> dict[str, list[dict]]:
 def _heatmaps(profiles: dict, depths: list[int], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(4.2 * len(ACTIVATIONS), 3.8), dpi=90)
+    fig, axes = plt.subplots(
+        1, len(ACTIVATIONS), figsize=(4.2 * len(ACTIVATIONS), 3.8), dpi=90, layout="constrained"
+    )
     for ax, a in zip(axes, ACTIVATIONS):
         grid = [[_log10(profiles[a, i, d]["act_std"][-1]) for d in depths] for i in INITS]
         image = ax.imshow(grid, cmap="coolwarm", vmin=-6, vmax=6, aspect="auto")

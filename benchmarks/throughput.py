@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 import train
+from benchmarks.tables import markdown_table, write_outputs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -106,6 +107,30 @@ def measure(model: str, overrides: list[str], repeats: int) -> dict[str, float]:
     return {name: max(values) for name, values in runs.items()}
 
 
+def table(models: list[str], overrides: list[str], repeats: int) -> list[dict]:
+    """One row per model: samples/s (and the ratio to the raw loop) per column, and what the
+    statistics cost against stats=off."""
+    rows = []
+    for model in models:
+        r = measure(model, overrides, repeats)
+        row = {"model": model, "raw PyTorch loop": f"{r['raw']:,.0f}"}
+        row |= {f"stats={s}": f"{r[s]:,.0f} ({r[s] / r['raw']:.3f})" for s in STATS}
+        row |= {f"cost of {s}": f"{100 * (1 - r[s] / r['off']):.1f} %" for s in STATS[1:]}
+        rows.append(row | {"_samples_per_s": r})
+    return rows
+
+
+def run(out: Path, quick: bool = False, overrides: list[str] | None = None) -> dict:
+    """The table for mlp and cnn (quick: mlp, 50 batches, one repeat) into ``out``."""
+    models, repeats = (["mlp"], 1) if quick else (["mlp", "cnn"], 2)
+    shrink = ["++trainer.limit_train_batches=50", "++trainer.enable_progress_bar=false"]
+    extra = [*(shrink if quick else []), *(overrides or [])]
+    tables = {"throughput": table(models, extra, repeats)}
+    notes = "samples/s of one training epoch; in brackets: relative to the raw loop."
+    write_outputs(out, tables, "Pipeline throughput", [], notes)
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mlp"])
@@ -113,17 +138,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, after --")
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.WARNING)
-    rows = [(m, measure(m, args.overrides, args.repeats)) for m in args.models]
-    print("\nsamples/s of one training epoch; in brackets: relative to the raw loop")
-    print("\n| model | raw PyTorch loop | train.py stats=off | stats=default | stats=full |")
-    print("|---|---:|---:|---:|---:|")
-    for model, r in rows:
-        cells = " | ".join(f"{r[s]:,.0f} ({r[s] / r['raw']:.3f})" for s in STATS)
-        print(f"| {model} | {r['raw']:,.0f} | {cells} |")
-    for model, r in rows:
-        for stats in ("default", "full"):
-            cost = 1 - r[stats] / r["off"]
-            print(f"{model}: stats={stats} costs {100 * cost:.1f} % of samples/s vs stats=off")
+    print(markdown_table(table(args.models, args.overrides, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -149,6 +149,11 @@ class VisionDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
         )
+        if len(sampler) == 0:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} x {world} device(s) is more than the "
+                f"{len(y)} training samples: no full batch to train on"
+            )
         transform = random_crop_flip if train and self.augment else None
         return TensorBatchLoader(x, y, sampler, transform)
 

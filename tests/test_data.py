@@ -8,6 +8,7 @@ import torch
 from datamodules import CIFAR10DataModule, DataNotFoundError, MNISTDataModule
 from datamodules.augment import random_crop_flip
 from datamodules.batches import BatchIndices
+from train import train
 
 from .conftest import N_TEST, N_TRAIN, write_idx
 
@@ -84,3 +85,10 @@ def test_corrupt_file_is_reported(tmp_path: Path) -> None:
     images.write_bytes(images.read_bytes()[:1000])  # truncated
     with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte"):
         MNISTDataModule(str(tmp_path)).setup()
+
+
+def test_batch_larger_than_the_training_split_fails_plainly(make_cfg) -> None:
+    with pytest.raises(
+        ValueError, match="data.batch_size=4096 x 1 device\\(s\\) is more than the 48"
+    ):
+        train(make_cfg("data.batch_size=4096"))

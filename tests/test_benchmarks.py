@@ -1,0 +1,77 @@
+"""Every benchmark in --quick mode on tiny data: the files it promises, and the directions of
+the claims it checks."""
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run_all import SCRIPTS, SWEEPS, run_all
+
+TINY_DATA = ["data.batch_size=8", "++data.val_size=16", "++data.eval_batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("benchmarks")
+    return out, run_all(out, quick=True, overrides=TINY_DATA + [f"data.root={data_root}"])
+
+
+def test_report_links_every_experiment(quick) -> None:
+    out, results = quick
+    report = (out / "report.md").read_text()
+    for name in [*SCRIPTS, "throughput"]:
+        assert f"({name}/results.md)" in report and (out / name / "results.md").exists()
+        for figure in (out / name).glob("*.png"):
+            assert figure.stat().st_size > 1000
+    for name in SWEEPS:
+        assert results[name] == 0, (out / f"{name}.log").read_text()[-3000:]
+        for file in ("summary.md", "summary.csv", "loss_curves.png", "signal_at_init.png"):
+            assert (out / name / file).exists(), (name, file)
+
+
+def _rows(results: dict, experiment: str, table: str) -> dict[str, dict]:
+    return {row[next(iter(row))]: row for row in results[experiment][table]}
+
+
+def test_matmul_explosion_claims(quick) -> None:
+    rows = _rows(quick[1], "matmul_explosion", "matmul_explosion")
+    assert 20 <= rows["N(0,1)"]["_break_mean"] <= 40  # overflows within 20-40 steps
+    assert rows["N(0,1) x 0.01"]["broke"] == rows["N(0,1) x 0.01"]["seeds"]  # underflows
+    assert 0.2 <= rows["N(0,1/n)"]["_std_median"] <= 5
+    assert 0.1 <= rows["N(0,2/n) + ReLU (Kaiming)"]["_std_median"] <= 5
+    assert rows["N(0,1/n) + ReLU"]["_std_median"] < 1e-6  # 1/n loses half per ReLU layer
+    assert 0.9 <= rows["orthogonal"]["_std_median"] <= 1.1
+    variance = quick[1]["matmul_explosion"]["product_variance"]
+    assert len(variance) == 4
+    for row in variance:
+        assert 0.85 <= row["_plain"] <= 1.15 and 0.4 <= row["_relu"] <= 0.6
+
+
+def test_signal_vs_depth_claims(quick) -> None:
+    rows = {
+        (r["activation"], r["init"]): r["_last"]
+        for r in quick[1]["signal_vs_depth"]["last_layer_activation_std"]
+    }
+    assert len(rows) == 4 * 7
+    deepest = max(rows["relu", "kaiming_normal"])
+    assert 0.2 <= rows["relu", "kaiming_normal"][deepest] <= 5
+    assert rows["relu", "xavier_normal"][deepest] < 1e-4  # halves the variance per layer
+    assert rows["tanh", "normal_small"][deepest] < 1e-10
+    jac = quick[1]["signal_vs_depth"]["jacobian_singular_values"]
+    spread = {(r["init (tanh)"], r["depth"]): r["_spread"] for r in jac}
+    for (init, depth), value in spread.items():
+        if init == "orthogonal":
+            assert value < spread["xavier_normal", depth] / 5  # dynamical isometry
+
+
+def test_deep_linear_claims(quick) -> None:
+    rows = quick[1]["deep_linear"]["deep_linear"]
+    steps = {(r["init"], r["depth"]): r["_steps"] for r in rows}
+    deepest = max(d for _, d in steps)
+    assert steps["orthogonal", deepest] < steps["scaled Gaussian N(0,1/n)", deepest] / 3
+    assert steps["orthogonal", deepest] < 3 * steps["orthogonal", min(d for _, d in steps)]
+
+
+def test_throughput_table(quick) -> None:
+    (row,) = quick[1]["throughput"]["throughput"]
+    assert row["model"] == "mlp" and all(v > 0 for v in row["_samples_per_s"].values())
