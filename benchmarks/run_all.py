@@ -30,8 +30,8 @@ SCRIPTS: dict[str, Callable[..., dict]] = {
     "deep_linear": deep_linear.run,
 }
 # experiment -> overrides that shrink it in --quick mode (fewer steps and axis values)
-QUICK_STEPS = ["+trainer.limit_train_batches=20", "+trainer.limit_val_batches=2"]
-QUICK_STEPS += ["+trainer.limit_test_batches=2", "trainer.log_every_n_steps=2"]
+QUICK_STEPS = ["++trainer.limit_train_batches=20", "++trainer.limit_val_batches=2"]
+QUICK_STEPS += ["++trainer.limit_test_batches=2", "trainer.log_every_n_steps=2"]
 SWEEPS: dict[str, list[str]] = {
     "depth_trainability": ["model.depth=10"],
     "layernorm_remedy": ["init=normal_small,kaiming_normal"],
