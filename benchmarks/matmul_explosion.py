@@ -9,7 +9,7 @@ W ~ N(0, 1) of n inputs, E[y^2] = n, and E[relu(y)^2] = n / 2.
 
 Every scheme is drawn over many seeds (fresh matrices per multiplication and per seed), so the
 table gives means and spreads, not one lucky draw. Full: 100 seeds (20 for the orthogonal and
-spectral schemes, a QR or a power iteration per matrix), about 4 minutes on 2 CPU cores;
+spectral schemes, a QR or a power iteration per matrix), about 7 minutes on 2 CPU cores;
 ``--quick``: 6 seeds (2), about 30 s.
 
     python -m benchmarks.matmul_explosion --out benchmarks/results/matmul_explosion

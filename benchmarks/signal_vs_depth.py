@@ -85,7 +85,11 @@ def jacobian_singular_values(init: str, depth: int, width: int) -> Tensor:
 
 
 def _log10(v: float) -> float:
-    return math.log10(v) if math.isfinite(v) and v > 0 else float("nan")
+    """log10 of a std for the heatmap: 0 (underflow) far below, inf/nan (overflow) far above
+    the color range, so both show in its end colors instead of as blanks."""
+    if v == 0:
+        return -100.0
+    return math.log10(v) if math.isfinite(v) else 100.0
 
 
 def run(out: Path, quick: bool = False) -> dict[str, list[dict]]:
@@ -146,7 +150,7 @@ def _heatmaps(profiles: dict, depths: list[int], path: Path) -> None:
         image = ax.imshow(grid, cmap="coolwarm", vmin=-6, vmax=6, aspect="auto")
         ax.set_xticks(range(len(depths)), depths)
         ax.set_yticks(range(len(INITS)), INITS if a == ACTIVATIONS[0] else [""] * len(INITS))
-        ax.set(xlabel="depth", title=f"{a}: log10 std, last layer")
+        ax.set(xlabel="depth", title=f"{a}: log10 std, last layer (clipped)")
     fig.colorbar(image, ax=axes, shrink=0.8)
     save_figure(fig, path)
 

@@ -1,9 +1,11 @@
 """Per-tensor statistics, computed on the tensor's device without a host sync.
 
-Activations and their gradients are first reduced to sums (``*_moments``: count, sum, sum of
-squares, counts of zeros...), which add up across DDP ranks (``callbacks.reduce``), and only
-then turned into statistics (``*_stats``), so a logged std is the global batch's, not rank 0's.
-Parameters need no reduction: DDP has averaged their gradients before any hook sees them.
+Activations and their gradients are first reduced to sums (``*_moments``: count, sum, the sum of
+squared deviations from the local mean, counts of zeros...), which add up across DDP ranks
+(``callbacks.reduce``), and only then turned into statistics (``*_stats``), so a logged std is
+the global batch's, not rank 0's. Each rank's variance comes from ``torch.var_mean`` (one
+pass, no cancellation) and ranks are combined exactly (Chan et al. 1979). Parameters need no
+reduction: DDP has averaged their gradients before any hook sees them.
 """
 
 import torch
@@ -14,7 +16,15 @@ from torch import Tensor
 SATURATION = 0.99
 # Moments reduced across ranks with max; every other moment is summed.
 MAX_MOMENTS = ("alive", "abs_max")
-F64 = torch.float64  # sums of squares over millions of values: float32 would lose the std
+F64 = torch.float64  # the moments' dtype: combining ranks' sums must not lose the std
+
+
+def _moments(x: Tensor) -> dict[str, Tensor]:
+    """count, sum, the sum of squared deviations from the mean (m2) and count * mean^2."""
+    var, mean = torch.var_mean(x, correction=0)
+    n = torch.tensor(float(x.numel()), dtype=F64, device=x.device)
+    mean = mean.to(F64)
+    return {"count": n, "sum": mean * n, "m2": var.to(F64) * n, "nmsq": mean.square() * n}
 
 
 def activation_moments(x: Tensor, bounded: str | None = None) -> dict[str, Tensor]:
@@ -22,18 +32,15 @@ def activation_moments(x: Tensor, bounded: str | None = None) -> dict[str, Tenso
     fired for some sample or position, ``saturated`` counts values near a 'tanh' or 'sigmoid'
     bound."""
     x = x.detach().float()
-    moments = {
-        "count": torch.tensor(float(x.numel()), dtype=F64, device=x.device),
-        "sum": x.sum(dtype=F64),
-        "sumsq": x.square().sum(dtype=F64),
-        "zeros": (x == 0).sum(dtype=F64),
-    }
+    moments = _moments(x) | {"zeros": (x == 0).sum().to(F64)}
     if x.dim() >= 2:
-        moments["alive"] = (x.transpose(0, 1).reshape(x.shape[1], -1) != 0).any(dim=1).to(F64)
+        others = [d for d in range(x.dim()) if d != 1]
+        alive = (x.amax(dim=others) != 0) | (x.amin(dim=others) != 0)
+        moments["alive"] = alive.to(F64)
     if bounded == "tanh":
-        moments["saturated"] = (x.abs() > SATURATION).sum(dtype=F64)
+        moments["saturated"] = (x.abs() > SATURATION).sum().to(F64)
     elif bounded == "sigmoid":
-        moments["saturated"] = ((x < 1 - SATURATION) | (x > SATURATION)).sum(dtype=F64)
+        moments["saturated"] = ((x < 1 - SATURATION) | (x > SATURATION)).sum().to(F64)
     return moments
 
 
@@ -44,7 +51,7 @@ def activation_stats(m: dict[str, Tensor]) -> dict[str, Tensor]:
     stats = {
         "act_mean": m["sum"] / n,
         "act_std": _std(m),
-        "act_rms": (m["sumsq"] / n).sqrt(),
+        "act_rms": (_sum_of_squares(m) / n).sqrt(),
         "act_zero_frac": m["zeros"] / n,
     }
     if "alive" in m:
@@ -56,29 +63,29 @@ def activation_stats(m: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def gradient_moments(g: Tensor) -> dict[str, Tensor]:
     g = g.detach().float()
-    return {
-        "count": torch.tensor(float(g.numel()), dtype=F64, device=g.device),
-        "sum": g.sum(dtype=F64),
-        "sumsq": g.square().sum(dtype=F64),
-        "abs_max": g.abs().max().to(F64),
-    }
+    return _moments(g) | {"abs_max": g.abs().max().to(F64)}
 
 
 def gradient_stats(m: dict[str, Tensor], prefix: str, scale: float = 1.0) -> dict[str, Tensor]:
     """L2 norm, std and max |g| of a gradient, times ``scale`` (1 / world size for activation
     gradients under DDP: each rank's loss is its local mean, the global loss their average)."""
     return {
-        f"{prefix}_norm": m["sumsq"].sqrt() * scale,
+        f"{prefix}_norm": _sum_of_squares(m).sqrt() * scale,
         f"{prefix}_std": _std(m) * scale,
         f"{prefix}_max": m["abs_max"] * scale,
     }
 
 
+def _sum_of_squares(m: dict[str, Tensor]) -> Tensor:
+    return m["m2"] + m["nmsq"]
+
+
 def _std(m: dict[str, Tensor]) -> Tensor:
-    """Sample std from sums (Bessel-corrected, like ``Tensor.std``); 0 for a single value."""
+    """Sample std (Bessel-corrected, like ``Tensor.std``; 0 for a single value) of the union of
+    the summed parts: m2 plus the spread of the parts' means around the global mean."""
     n = m["count"]
-    variance = (m["sumsq"] - m["sum"].square() / n) / (n - 1).clamp_min(1)
-    return variance.clamp_min(0).sqrt()
+    between = (m["nmsq"] - m["sum"].square() / n).clamp_min(0)  # 0 for a single part
+    return ((m["m2"] + between) / (n - 1).clamp_min(1)).sqrt()
 
 
 def weight_stats(w: Tensor, singular_value: bool = False) -> dict[str, Tensor]:

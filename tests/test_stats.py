@@ -130,3 +130,16 @@ def test_stats_off_adds_no_callback(make_cfg) -> None:
     trainer, _, _ = build(make_cfg("stats=off"))
     assert not any(isinstance(c, LayerStats) for c in trainer.callbacks)
     assert any(isinstance(c, DivergenceGuard) for c in trainer.callbacks)
+
+
+def test_moments_of_parts_add_up_to_the_whole() -> None:
+    """What the DDP reduction relies on: summed moments of two halves give the statistics of
+    the whole batch, also when the halves' means differ a lot."""
+    x = torch.cat([torch.randn(64, 8) + 100, torch.randn(64, 8) * 3 - 50]).relu()
+    parts = [activation_moments(half) for half in x.chunk(2)]
+    summed = {k: parts[0][k] + parts[1][k] for k in parts[0] if k != "alive"}
+    summed["alive"] = torch.maximum(parts[0]["alive"], parts[1]["alive"])
+    whole = activation_stats(activation_moments(x))
+    for stat, value in activation_stats(summed).items():
+        assert value.item() == pytest.approx(whole[stat].item(), rel=1e-6), stat
+    assert whole["act_std"].item() == pytest.approx(x.std().item(), rel=1e-5)
