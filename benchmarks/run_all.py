@@ -54,8 +54,17 @@ def run_all(out: Path, quick: bool, overrides: list[str]) -> dict[str, dict | in
     """Run everything into ``out``, write ``out/report.md``; return each script's tables and
     each sweep's exit status."""
     out.mkdir(parents=True, exist_ok=True)
-    mode = "--quick" if quick else "full"
-    lines = ["# initbench benchmarks", "", f"Mode: {mode}. Machine: {machine()}.", ""]
+    command = " ".join(
+        ["python -m benchmarks.run_all", *(["--quick"] if quick else []), *overrides]
+    )
+    lines = [
+        "# initbench benchmarks",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine()}.",
+        "",
+    ]
     results: dict[str, dict | int] = {}
     for name, run in {**SCRIPTS, "throughput": throughput.run}.items():
         started = time.perf_counter()

@@ -83,7 +83,9 @@ def scalar_curves(folder: Path) -> dict[str, dict[int, float]]:
 
 
 def overrides_of(run: Run) -> dict[str, str]:
-    return dict(o.split("=", 1) for o in run.record.get("overrides", []) if "=" in o)
+    """The run's overrides as key -> value, keys without Hydra's ``+``/``++`` prefix."""
+    pairs = (o.split("=", 1) for o in run.record.get("overrides", []) if "=" in o)
+    return {key.lstrip("+"): value for key, value in pairs}
 
 
 def varying_keys(runs: list[Run], ignore: tuple[str, ...] = ("seed", "init")) -> list[str]:
