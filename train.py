@@ -17,6 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -105,6 +106,8 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     strategy = instantiate(cfg.init)
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the switch wins over the callback
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if cfg.get("stats"):  # stats=off composes to nothing
         callbacks.append(instantiate(cfg.stats))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -42,7 +42,7 @@ class LayerStats(L.Callback):
     backward pass. Everything is computed on the device, stacked, and moved to the host once.
     Under DDP, activation and activation-gradient sums and histograms are reduced across ranks
     first, so every value is the global batch's. Step 0 is the state right after init: it also
-    gets a signal-propagation figure.
+    gets a signal-propagation figure (drawn when training ends or fails).
 
     Args:
         every_n_steps: logging period in optimizer steps.
@@ -77,6 +77,7 @@ class LayerStats(L.Callback):
         self._before: dict[str, Tensor] = {}
         self._colorful: dict[str, list[Tensor]] = {}
         self._step: int | None = None
+        self._step0: dict[tuple[str, str], float] | None = None  # for the figure at the end
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         if getattr(module, "_compiler_ctx", None):  # set by Lightning for a torch.compile'd module
@@ -146,11 +147,23 @@ class LayerStats(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._remove_hooks()
+        self._write_figures(trainer)
         if self._colorful:
             self._write_images(trainer, trainer.global_step)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
         self._remove_hooks()
+        self._write_figures(trainer)
+
+    def _write_figures(self, trainer: L.Trainer) -> None:
+        """The step-0 signal-propagation figure, drawn after training: rendering it costs about
+        half a second, a tenth of an MLP epoch on CPU, and it is a picture of step 0 anyway."""
+        if self._step0 is None:
+            return
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        for writer in writers:
+            writer.add_figure("signal_propagation", signal_propagation_figure(self._step0), 0)
+        self._step0 = None
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -185,6 +198,8 @@ class LayerStats(L.Callback):
             else:
                 scalars[key] = values.item()
         self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
+        if step == 0:
+            self._step0 = scalars
         metrics = {f"{stat}/{layer}": value for (stat, layer), value in scalars.items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
@@ -197,7 +212,6 @@ class LayerStats(L.Callback):
         for writer in writers:
             if step == 0:
                 writer.add_custom_scalars(_layout(sorted({stat for stat, _ in scalars})))
-                writer.add_figure("signal_propagation", signal_propagation_figure(scalars), step)
             for tag, counts in histograms.items():
                 self._write_histogram(writer, tag, counts, step)
         for tag, counts in histograms.items():
