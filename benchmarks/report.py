@@ -13,6 +13,7 @@ import argparse
 import csv
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
@@ -71,7 +72,8 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
     lines = [
         f"# Sweep summary: {sweep_dir.name}",
         "",
-        f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in _counts(rows).items()),
+        f"{len(rows)} runs: "
+        + ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in rows).items()),
         "",
         f"{metric.replace('_', ' ')} in %, mean ± std over seeds (n = runs per cell).",
         "",
@@ -97,13 +99,6 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
         lines += [f"| {n} | {r['status']} | {_detail(r)} |" for n, r in unfinished]
     lines += ["", "![loss curves](loss_curves.png)", "", "![signal at init](signal_at_init.png)"]
     return "\n".join(lines) + "\n"
-
-
-def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    return counts
 
 
 def _cell(rows: list[dict[str, Any]], metric: str) -> str:
