@@ -13,14 +13,13 @@ below 0.05 (capped). Full: about 4 minutes on 2 CPU cores; ``--quick``: under 1 
     python -m benchmarks.deep_linear --out benchmarks/results/deep_linear
 """
 
-import argparse
 import math
 from pathlib import Path
 
 import torch
 
 from benchmarks.signal_vs_depth import strategy
-from benchmarks.tables import markdown_table, mean_ci, save_figure, write_outputs
+from benchmarks.tables import mean_ci, save_figure, script_main, write_outputs
 from inits import apply_init
 from models import MLP
 
@@ -107,12 +106,7 @@ def _figure(curves: dict[str, list[tuple]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/deep_linear"))
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for rows in run(args.out, args.quick).values():
-        print(markdown_table(rows))
+    script_main(__doc__, "deep_linear", run)
 
 
 if __name__ == "__main__":

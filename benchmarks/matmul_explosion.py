@@ -15,7 +15,6 @@ spectral schemes, a QR or a power iteration per matrix), about 7 minutes on 2 CP
     python -m benchmarks.matmul_explosion --out benchmarks/results/matmul_explosion
 """
 
-import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from benchmarks.tables import markdown_table, mean_ci, save_figure, write_outputs
+from benchmarks.tables import mean_ci, save_figure, script_main, write_outputs
 
 N, STEPS = 512, 100
 
@@ -156,13 +155,7 @@ def run(out: Path, quick: bool = False) -> dict[str, list[dict]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/matmul_explosion"))
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    tables = run(args.out, args.quick)
-    for rows in tables.values():
-        print(markdown_table(rows))
+    script_main(__doc__, "matmul_explosion", run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ gradients from cross-entropy with random labels. Full: about 3 minutes on 2 CPU 
     python -m benchmarks.signal_vs_depth --out benchmarks/results/signal_vs_depth
 """
 
-import argparse
 import functools
 import math
 from pathlib import Path
@@ -26,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
-from benchmarks.tables import markdown_table, save_figure, write_outputs
+from benchmarks.tables import save_figure, script_main, write_outputs
 from inits import apply_init
 from models import MLP
 
@@ -175,12 +174,7 @@ def _curves(profiles: dict, depth: int, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/signal_vs_depth"))
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for rows in run(args.out, args.quick).values():
-        print(markdown_table(rows))
+    script_main(__doc__, "signal_vs_depth", run)
 
 
 if __name__ == "__main__":

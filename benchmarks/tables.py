@@ -3,8 +3,10 @@
 Columns whose name starts with ``_`` are raw numbers for tests and are left out of the files.
 """
 
+import argparse
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 from statistics import fmean, stdev
 
@@ -62,3 +64,14 @@ def write_outputs(
     page = out / "results.md"
     page.write_text("\n".join(parts) + "\n")
     return page
+
+
+def script_main(doc: str, name: str, run: Callable[[Path, bool], dict[str, list[dict]]]) -> None:
+    """The command line every scripted experiment shares: ``--out DIR`` and ``--quick``; prints
+    its tables."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / name)
+    parser.add_argument("--quick", action="store_true", help="the short run the tests use")
+    args = parser.parse_args()
+    for rows in run(args.out, args.quick).values():
+        print(markdown_table(rows))
