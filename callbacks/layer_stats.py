@@ -160,7 +160,7 @@ class LayerStats(L.Callback):
         half a second, a tenth of an MLP epoch on CPU, and it is a picture of step 0 anyway."""
         if self._step0 is None:
             return
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = _tensorboard_writers(trainer)
         for writer in writers:
             writer.add_figure("signal_propagation", signal_propagation_figure(self._step0), 0)
         self._step0 = None
@@ -208,7 +208,7 @@ class LayerStats(L.Callback):
     def _log_tensorboard(
         self, trainer: L.Trainer, step: int, scalars: dict, histograms: dict[str, Tensor]
     ) -> None:
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = _tensorboard_writers(trainer)
         for writer in writers:
             if step == 0:
                 writer.add_custom_scalars(_layout(sorted({stat for stat, _ in scalars})))
@@ -220,7 +220,7 @@ class LayerStats(L.Callback):
             self._write_images(trainer, step)
 
     def _write_images(self, trainer: L.Trainer, step: int) -> None:
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = _tensorboard_writers(trainer)
         for tag, history in self._colorful.items():
             image = colorful_dimension(torch.stack(history, dim=1))
             for writer in writers:
@@ -241,6 +241,11 @@ class LayerStats(L.Callback):
             bucket_counts=counts.tolist(),
             global_step=step,
         )
+
+
+def _tensorboard_writers(trainer: L.Trainer) -> list:
+    """The SummaryWriters of the run's TensorBoard loggers (histograms, images, figures)."""
+    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
 
 
 def _layout(stats: list[str]) -> dict:

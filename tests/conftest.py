@@ -32,6 +32,8 @@ FAST = [
     "++data.val_size=16",
     "++data.eval_batch_size=16",
 ]
+# The same settings on a command line: '+' adds a key where '++' (add or override) is not needed.
+FAST_CLI = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]
 
 
 def _images(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:

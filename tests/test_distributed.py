@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.sweep_runs import scalar_curves
-from tests.conftest import CONF_DIR, FAST
+from tests.conftest import CONF_DIR, FAST_CLI
 from train import build, train
 
 ROOT = CONF_DIR.parent
@@ -18,8 +18,7 @@ STATS += ("act_grad_norm", "act_grad_max", "grad_norm", "weight_norm")
 
 
 def _run(run_dir: Path, data_root: Path, *overrides: str) -> None:
-    fast = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]
-    command = [sys.executable, "train.py", *fast, f"data.root={data_root}"]
+    command = [sys.executable, "train.py", *FAST_CLI, f"data.root={data_root}"]
     command += [f"hydra.run.dir={run_dir}", "model.depth=3", "model.width=64", "test=false"]
     command += ["trainer.log_every_n_steps=1", "trainer.limit_train_batches=1", *overrides]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from benchmarks.report import write_report
 from resolvers import MAX_NAME, run_name, sweep_dir
-from tests.conftest import CONF_DIR, FAST
+from tests.conftest import CONF_DIR, FAST_CLI
 
 ROOT = CONF_DIR.parent
 # kaiming trains, normal_large diverges on a 10-layer MLP, raises (tests/conf/init/) fails.
@@ -25,8 +25,7 @@ SWEEP = [
 
 
 def _multirun(log_dir: Path, data_root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    fast = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]
-    command = [sys.executable, "train.py", "-m", *SWEEP, *fast, f"data.root={data_root}"]
+    command = [sys.executable, "train.py", "-m", *SWEEP, *FAST_CLI, f"data.root={data_root}"]
     command += [f"paths.log_dir={log_dir}", *overrides]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
