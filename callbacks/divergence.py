@@ -31,45 +31,49 @@ class DivergenceGuard(L.Callback):
     else the first non-finite parameter, logs it, and stops the run cleanly, so a sweep goes on.
     ``train.py`` records it as status ``diverged`` in ``metrics.json``.
 
-    The first bad step and its loss are tracked on the device at every step; the host reads
-    them only every ``every_n_steps`` and at epoch end, so the training loop is not synced per
-    step and the reported step is still exact.
+    Each step's loss is copied into a small device buffer (one device op per step); the host
+    reads the buffer only every ``every_n_steps`` and at epoch end, so the training loop is not
+    synced per step and the reported step is still exact.
     """
 
     def __init__(self, max_loss: float = 1e4, every_n_steps: int = 10) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"divergence_guard.every_n_steps must be >= 1, got {every_n_steps}")
         self.max_loss, self.every_n_steps = max_loss, every_n_steps
         self.divergence: Divergence | None = None
-        self._first: Tensor | None = None  # (step, loss) of the first bad step; step -1: none
+        self._losses: Tensor | None = None  # the losses of the steps not checked yet
+        self._steps: list[int] = []  # their step numbers
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
-        if outputs is None:
+        if outputs is None or self.divergence is not None:
             return
-        step = trainer.global_step - 1  # the step whose update just ran
-        loss = outputs["loss"].detach().float()
-        if self._first is None:
-            self._first = torch.tensor([-1.0, 0.0], device=loss.device)
-        bad = ~torch.isfinite(loss) | (loss.abs() > self.max_loss)
-        new = bad & (self._first[0] < 0)
-        self._first = torch.where(
-            new, torch.stack([loss.new_tensor(float(step)), loss]), self._first
-        )
-        if (step + 1) % self.every_n_steps == 0:
+        loss = outputs["loss"].detach()
+        if self._losses is None:
+            self._losses = torch.empty(self.every_n_steps, device=loss.device)
+        self._losses[len(self._steps)] = loss
+        self._steps.append(trainer.global_step - 1)  # the step whose update just ran
+        if len(self._steps) == self.every_n_steps:
             self._check(trainer, module, batch[0])
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self._first is not None and self.divergence is None:
-            self._check(trainer, module, None)
+        self._check(trainer, module, None)
 
     def _check(self, trainer: L.Trainer, module: L.LightningModule, x: Tensor | None) -> None:
-        step, loss = self._first.tolist()  # the one host sync
-        if step < 0 or self.divergence is not None:
+        steps, self._steps = self._steps, []
+        if not steps or self.divergence is not None:
             return
+        losses = self._losses[: len(steps)]
+        bad = (~torch.isfinite(losses) | (losses.abs() > self.max_loss)).tolist()  # one sync
+        if not any(bad):
+            return
+        first = bad.index(True)
+        step, loss = steps[first], losses[first].item()
         layer = (_first_non_finite(module, x) if x is not None else None) or _first_bad_param(
             module
         )
-        self.divergence = Divergence(int(step), layer or "(every output finite)", loss)
+        self.divergence = Divergence(step, layer or "(every output finite)", loss)
         log.warning("diverged at step %d: loss %s; first non-finite: %s", step, loss, layer)
         trainer.should_stop = True
 

@@ -4,8 +4,11 @@ the claims it checks."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.run_all import SCRIPTS, SWEEPS, run_all
+from benchmarks.throughput import COLUMNS, PairedRawLoop, RawLoop
+from train import build
 
 TINY_DATA = ["data.batch_size=8", "++data.val_size=16", "++data.eval_batch_size=16"]
 
@@ -74,4 +77,25 @@ def test_deep_linear_claims(quick) -> None:
 
 def test_throughput_table(quick) -> None:
     (row,) = quick[1]["throughput"]["throughput"]
-    assert row["model"] == "mlp" and all(v > 0 for v in row["_samples_per_s"].values())
+    assert row["model"] == "mlp" and set(row["_ratios"]) == set(COLUMNS)
+    assert all(0 < ratio < 10 for ratio in row["_ratios"].values())
+
+
+def test_raw_slices_are_timed_apart_from_the_lightning_epoch(make_cfg) -> None:
+    cfg = make_cfg("stats=off", "++trainer.limit_train_batches=6")
+    trainer, module, datamodule = build(cfg)
+    paired = PairedRawLoop(cfg, every=4)
+    trainer.callbacks.append(paired)
+    trainer.fit(module, datamodule=datamodule)
+    assert paired.lightning_samples == 6 * 8  # every Lightning batch, once
+    assert paired.raw_samples == 4 * 8  # one slice, after Lightning's 4th batch
+    assert all(rate > 0 for rate in paired.rates())
+
+
+def test_raw_loop_reshuffles_when_the_data_runs_out(make_cfg) -> None:
+    cfg = make_cfg("stats=off")
+    _, _, datamodule = build(cfg)
+    raw = RawLoop(cfg, datamodule, torch.device("cpu"))
+    first_order = raw.order
+    raw.run(len(raw.y) // raw.batch + 1)  # one batch more than the data holds
+    assert raw.position == raw.batch and raw.order is not first_order

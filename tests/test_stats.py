@@ -3,6 +3,7 @@
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -93,6 +94,43 @@ def test_nan_triggers_the_guard_with_layer_and_step(make_cfg, tmp_path: Path) ->
     assert divergence["step"] < 8 and divergence["layer"]
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["status"] == "diverged" and saved["divergence"] == divergence
+
+
+def _feed(guard: DivergenceGuard, losses: list[float]) -> SimpleNamespace:
+    """Run the guard's per-step hook over these losses, as steps 0, 1, ... of one epoch."""
+    trainer = SimpleNamespace(global_step=0, should_stop=False)
+    module = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    for step, loss in enumerate(losses):
+        trainer.global_step = step + 1
+        guard.on_train_batch_end(
+            trainer, module, {"loss": torch.tensor(loss)}, [torch.ones(1, 2)], step
+        )
+    guard.on_train_epoch_end(trainer, module)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("losses", "step", "loss"),
+    [
+        ([1.0, 2.0, 500.0, math.nan, 1.0], 2, 500.0),  # above max_loss, in the first window
+        ([1.0, 2.0, 3.0, 4.0, 5.0, math.inf, math.nan], 5, math.inf),  # second window
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, None),  # all finite and small
+    ],
+)
+def test_guard_names_the_first_bad_step(losses: list[float], step, loss) -> None:
+    guard = DivergenceGuard(max_loss=100.0, every_n_steps=4)
+    trainer = _feed(guard, losses)
+    if step is None:
+        assert guard.divergence is None and not trainer.should_stop
+    else:
+        assert (guard.divergence.step, guard.divergence.loss) == (step, loss)
+        assert trainer.should_stop
+
+
+def test_guard_checks_the_last_steps_at_epoch_end() -> None:
+    guard = DivergenceGuard(max_loss=100.0, every_n_steps=4)
+    _feed(guard, [1.0, 2.0, 3.0, 4.0, 5.0, math.nan])  # step 5 is in a window never filled
+    assert guard.divergence.step == 5
 
 
 def test_hooks_are_removed_after_fit(make_cfg) -> None:
