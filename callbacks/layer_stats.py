@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor, nn
 
 from callbacks.figures import colorful_dimension, signal_propagation_figure
@@ -16,7 +18,7 @@ from callbacks.statistics import (
     gradient_moments,
     gradient_stats,
     histogram,
-    weight_stats,
+    parameter_stats,
 )
 from callbacks.watched import watched_modules
 
@@ -127,10 +129,7 @@ class LayerStats(L.Callback):
         for name, param in module.named_parameters():
             if param.grad is None:
                 continue
-            grads = gradient_stats(gradient_moments(param.grad), "grad")
-            weights = weight_stats(param, singular)
-            grads["grad_to_weight"] = grads["grad_norm"] / weights["weight_norm"].clamp_min(1e-12)
-            for stat, value in {**grads, **weights}.items():
+            for stat, value in parameter_stats(param, singular).items():
                 self._pending[(stat, name)] = value
             self._before[name] = param.detach().clone()
 
@@ -185,24 +184,23 @@ class LayerStats(L.Callback):
         self._moments.clear()
         if not self._pending:
             return
-        keys = list(self._pending)
-        tensors = [self._pending[k].reshape(-1).double() for k in keys]
-        host = torch.cat(tensors).cpu()  # the one host sync of this step
+        scalar_keys = [k for k in self._pending if k[0] != "hist"]
+        hist_keys = [k for k in self._pending if k[0] == "hist"]
+        parts = [torch.stack([self._pending[k] for k in scalar_keys])] if scalar_keys else []
+        host = torch.cat(parts + [self._pending[k] for k in hist_keys]).double().cpu()  # one sync
         self._pending.clear()
-        scalars, histograms, offset = {}, {}, 0
-        for key, tensor in zip(keys, tensors):
-            values = host[offset : offset + tensor.numel()]
-            offset += tensor.numel()
-            if key[0] == "hist":
-                histograms[key[1]] = values
-            else:
-                scalars[key] = values.item()
+        scalars = dict(zip(scalar_keys, host[: len(scalar_keys)].tolist()))
+        counts = host[len(scalar_keys) :].split(self.hist_bins)
+        histograms = {tag: c for (_, tag), c in zip(hist_keys, counts)}
         self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
         if step == 0:
             self._step0 = scalars
         metrics = {f"{stat}/{layer}": value for (stat, layer), value in scalars.items()}
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
+            if isinstance(logger, TensorBoardLogger):
+                _write_scalars(logger.experiment, metrics, step)
+            else:
+                logger.log_metrics(metrics, step=step)
         self._log_tensorboard(trainer, step, scalars, histograms)
 
     def _log_tensorboard(
@@ -246,6 +244,15 @@ class LayerStats(L.Callback):
 def _tensorboard_writers(trainer: L.Trainer) -> list:
     """The SummaryWriters of the run's TensorBoard loggers (histograms, images, figures)."""
     return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+@rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
+def _write_scalars(writer, scalars: dict[str, float], step: int) -> None:
+    """Every value of a logging step as one TensorBoard event. Why by hand: ``add_scalar``
+    writes one event per value at about 0.1 ms each (20 ms for an MLP's 150 values, 40 times
+    this); Lightning's own ``log_hyperparams`` writes its Summary protos the same way."""
+    values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
+    writer._get_file_writer().add_summary(Summary(value=values), step)
 
 
 def _layout(stats: list[str]) -> dict:

@@ -88,14 +88,23 @@ def _std(m: dict[str, Tensor]) -> Tensor:
     return ((m["m2"] + between) / (n - 1).clamp_min(1)).sqrt()
 
 
-def weight_stats(w: Tensor, singular_value: bool = False) -> dict[str, Tensor]:
-    """Norm and std of a weight, and optionally its largest singular value (of the ``(out, -1)``
-    matrix), the factor by which the layer can stretch a signal."""
-    w = w.detach().float()
-    stats = {"weight_norm": w.norm(), "weight_std": w.std() if w.numel() > 1 else w.new_zeros(())}
+def parameter_stats(param: Tensor, singular_value: bool = False) -> dict[str, Tensor]:
+    """Norm and std of a weight and of its gradient, max |gradient|, their ratio, and optionally
+    the weight's largest singular value (of the ``(out, -1)`` matrix), the factor by which the
+    layer can stretch a signal. Direct reductions: DDP has already averaged the gradient."""
+    w = param.detach().float()
+    stats = {"weight_norm": w.norm(), "weight_std": _tensor_std(w)}
     if singular_value and w.dim() >= 2:
         stats["weight_sigma_max"] = torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2)
+    if param.grad is not None:
+        g = param.grad.detach().float()
+        stats |= {"grad_norm": g.norm(), "grad_std": _tensor_std(g), "grad_max": g.abs().max()}
+        stats["grad_to_weight"] = stats["grad_norm"] / stats["weight_norm"].clamp_min(1e-12)
     return stats
+
+
+def _tensor_std(x: Tensor) -> Tensor:
+    return x.std() if x.numel() > 1 else x.new_zeros(())
 
 
 def histogram(x: Tensor, bins: int, limit: float) -> Tensor:
