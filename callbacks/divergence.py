@@ -38,7 +38,9 @@ class DivergenceGuard(L.Callback):
 
     def __init__(self, max_loss: float = 1e4, every_n_steps: int = 10) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"divergence_guard.every_n_steps must be >= 1, got {every_n_steps}")
+            raise ValueError(
+                f"callbacks.divergence_guard.every_n_steps must be >= 1, got {every_n_steps}"
+            )
         self.max_loss, self.every_n_steps = max_loss, every_n_steps
         self.divergence: Divergence | None = None
         self._losses: Tensor | None = None  # the losses of the steps not checked yet

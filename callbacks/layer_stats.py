@@ -249,8 +249,9 @@ def _tensorboard_writers(trainer: L.Trainer) -> list:
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
 def _write_scalars(writer, scalars: dict[str, float], step: int) -> None:
     """Every value of a logging step as one TensorBoard event. Why by hand: ``add_scalar``
-    writes one event per value at about 0.1 ms each (20 ms for an MLP's 150 values, 40 times
-    this); Lightning's own ``log_hyperparams`` writes its Summary protos the same way."""
+    writes one event per value, about 0.14 ms each: 20 ms for an MLP's 150 values, where one
+    event with all of them takes 0.5 ms. Lightning's ``log_hyperparams`` writes its Summary
+    protos the same way."""
     values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
     writer._get_file_writer().add_summary(Summary(value=values), step)
 
