@@ -3,9 +3,10 @@
 Both train the same model (same config, init, optimizer and batch size) on the same in-memory
 tensors in this process. The pipeline is datamodule + Classifier + Lightning Trainer exactly as
 train.py builds them (progress bar, logging, checkpointing, divergence guard included), once per
-statistics mode (``stats=off|default|full``); a "Lightning floor" column trains a bare
-LightningModule (forward, cross-entropy, optimizer, nothing else) with ``Trainer(barebones=True)``
-to show what Lightning's own loop costs per step.
+statistics mode (``stats=off|default|full``) and once with ``data.loader=dataloader`` (a
+DataLoader with per-image transforms instead of batches sliced from resident tensors); a
+"Lightning floor" column trains a bare LightningModule (forward, cross-entropy, optimizer,
+nothing else) with ``Trainer(barebones=True)`` to show what Lightning's own loop costs per step.
 
 Measured in pairs: during each Lightning epoch the raw loop runs ``--slice`` steps after every
 ``--slice`` Lightning steps, timed apart, so both see the same machine load; the Lightning time is
@@ -37,7 +38,15 @@ import train
 from benchmarks.tables import markdown_table, write_outputs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-COLUMNS = ("Lightning floor", "stats=off", "stats=default", "stats=full")
+# column -> its overrides; the floor swaps in a bare module and Trainer (``paired_run``)
+COLUMNS = {
+    "Lightning floor": ["stats=off"],
+    "stats=off": ["stats=off"],
+    "stats=default": ["stats=default"],
+    "stats=full": ["stats=full"],
+    "DataLoader, stats=off": ["stats=off", "++data.loader=dataloader"],
+}
+COSTS = ("stats=default", "stats=full")  # against stats=off
 
 
 def compose_run(overrides: list[str], output_dir: str) -> DictConfig:
@@ -164,9 +173,8 @@ def measure(model: str, overrides: list[str], repeats: int, every: int) -> dict[
     pairs: dict[str, list[tuple[float, float]]] = {column: [] for column in COLUMNS}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):  # columns interleaved, so slow drift hits them alike
-            for column in COLUMNS:
-                stats = "off" if column == "Lightning floor" else column.split("=")[1]
-                cfg = compose_run([*base, f"stats={stats}", *overrides], tmp)
+            for column, column_overrides in COLUMNS.items():
+                cfg = compose_run([*base, *column_overrides, *overrides], tmp)
                 pairs[column].append(paired_run(cfg, column, every))
     return {
         column: {
@@ -188,7 +196,7 @@ def table(models: list[str], overrides: list[str], repeats: int, every: int = 20
         row = {"model": model, "raw PyTorch loop": f"{raw:,.0f}"}
         row |= {c: f"{r[c]['lightning']:,.0f} ({r[c]['ratio']:.3f})" for c in COLUMNS}
         off = r["stats=off"]["ratio"]
-        row |= {f"cost of {c}": f"{100 * (1 - r[c]['ratio'] / off):.1f} %" for c in COLUMNS[2:]}
+        row |= {f"cost of {c}": f"{100 * (1 - r[c]['ratio'] / off):.1f} %" for c in COSTS}
         rows.append(row | {"_ratios": {c: r[c]["ratio"] for c in COLUMNS}})
     return rows
 

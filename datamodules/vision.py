@@ -1,7 +1,8 @@
 """One LightningDataModule for the torchvision image-classification datasets.
 
 The dataset is read once through torchvision's own class, kept as a normalized float tensor
-(moved to the training device when it trains there) and served as whole batches.
+(moved to the training device when it trains there) and served as whole batches; with
+``data.loader=dataloader`` a DataLoader with per-image transforms serves it instead.
 """
 
 import logging
@@ -12,14 +13,17 @@ from typing import ClassVar
 import lightning as L
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 from torchvision.datasets import VisionDataset
 
 from datamodules.augment import random_crop_flip
 from datamodules.batches import BatchIndices, TensorBatchLoader
+from datamodules.per_sample import per_sample_loader
 
 log = logging.getLogger(__name__)
 
 DATA_ENV = "INITBENCH_DATA"
+LOADERS = ("tensors", "dataloader")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -39,6 +43,9 @@ class VisionDataModule(L.LightningDataModule):
         augment: random crop with padding and horizontal flip on training batches.
         download: let torchvision download missing files.
         on_device: keep the tensors on the training device (GPU-resident data path).
+        loader: ``tensors`` (batches sliced from the resident tensors) or ``dataloader`` (a
+            torch DataLoader with per-image torchvision transforms, `per_sample.py`).
+        num_workers: worker processes of the ``dataloader`` path.
     """
 
     dataset_cls: ClassVar[type[VisionDataset]]
@@ -56,8 +63,12 @@ class VisionDataModule(L.LightningDataModule):
         augment: bool = False,
         download: bool = False,
         on_device: bool = True,
+        loader: str = "tensors",
+        num_workers: int = 2,
     ) -> None:
         super().__init__()
+        if loader not in LOADERS:
+            raise ValueError(f"data.loader must be one of {', '.join(LOADERS)}, got '{loader}'")
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
                 raise ValueError(f"data.{name} must be positive, got {value}")
@@ -67,6 +78,8 @@ class VisionDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.augment, self.download, self.on_device = augment, download, on_device
+        self.loader, self.num_workers = loader, num_workers
+        self.split_indices: dict[str, Tensor] = {}  # train/val: rows of the official train set
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
@@ -91,6 +104,7 @@ class VisionDataModule(L.LightningDataModule):
         if self.val_size >= len(x):
             raise ValueError(f"data.val_size={self.val_size} leaves no training data ({len(x)})")
         val, train = order[: self.val_size], order[self.val_size :]
+        self.split_indices = {"train": train, "val": val}
         test_x, test_y = self._load(train=False)
         self.splits = {
             "train": (self._normalize(x[train]), y[train]),
@@ -134,34 +148,50 @@ class VisionDataModule(L.LightningDataModule):
         trainer = self.trainer
         return trainer.strategy.root_device if self.on_device and trainer else torch.device("cpu")
 
-    def _loader(self, split: str, train: bool) -> TensorBatchLoader:
+    def _loader(self, split: str, train: bool) -> TensorBatchLoader | DataLoader:
         if not self.splits:
             self.setup()
-        x, y = (t.to(self._device()) for t in self.splits[split])
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if train and trainer else (0, 1)
+        batch_size = self.batch_size if train else self.eval_batch_size
+        samples = len(self.splits[split][1])
+        if train and samples // world < batch_size:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} x {world} device(s) is more than the "
+                f"{samples} training samples: no full batch to train on"
+            )
+        if self.loader == "dataloader":
+            return per_sample_loader(
+                self._open(train=split != "test"),
+                self.split_indices.get(split),
+                self.mean,
+                self.std,
+                self.input_shape[1:],
+                batch_size=batch_size,
+                train=train,
+                augment=self.augment,
+                num_workers=self.num_workers,
+                seed=self.seed,
+                pin_memory=self._device().type == "cuda",
+            )
+        x, y = (t.to(self._device()) for t in self.splits[split])
         sampler = BatchIndices(
-            len(y),
-            self.batch_size if train else self.eval_batch_size,
+            samples,
+            batch_size,
             shuffle=train,
             seed=self.seed,
             drop_last=train,
             rank=rank,
             world_size=world,
         )
-        if len(sampler) == 0:
-            raise ValueError(
-                f"data.batch_size={self.batch_size} x {world} device(s) is more than the "
-                f"{len(y)} training samples: no full batch to train on"
-            )
         transform = random_crop_flip if train and self.augment else None
         return TensorBatchLoader(x, y, sampler, transform)
 
-    def train_dataloader(self) -> TensorBatchLoader:
+    def train_dataloader(self) -> TensorBatchLoader | DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> TensorBatchLoader:
+    def val_dataloader(self) -> TensorBatchLoader | DataLoader:
         return self._loader("val", train=False)
 
-    def test_dataloader(self) -> TensorBatchLoader:
+    def test_dataloader(self) -> TensorBatchLoader | DataLoader:
         return self._loader("test", train=False)

@@ -92,3 +92,27 @@ def test_batch_larger_than_the_training_split_fails_plainly(make_cfg) -> None:
         ValueError, match="data.batch_size=4096 x 1 device\\(s\\) is more than the 48"
     ):
         train(make_cfg("data.batch_size=4096"))
+
+
+def test_dataloader_path_serves_the_same_normalized_split(data_root: Path) -> None:
+    settings = {"val_size": 16, "batch_size": 8, "eval_batch_size": 8}
+    resident = MNISTDataModule(str(data_root), **settings)
+    per_sample = MNISTDataModule(str(data_root), **settings, loader="dataloader", num_workers=0)
+    for a, b in zip(resident.val_dataloader(), per_sample.val_dataloader(), strict=True):
+        assert torch.allclose(a[0], b[0], atol=1e-5) and torch.equal(a[1], b[1])
+    epoch = list(per_sample.train_dataloader())  # every training image once, shuffled
+    x = torch.cat([xb for xb, _ in epoch])
+    assert len(epoch) == (N_TRAIN - 16) // 8 and x.shape[1:] == (1, 28, 28)
+    expected = resident.splits["train"][0]
+    assert torch.allclose(x.sum(dim=0), expected.sum(dim=0), atol=1e-3)
+
+
+@pytest.mark.parametrize("data", ["mnist", "cifar10"])
+def test_dataloader_path_trains(make_cfg, data: str) -> None:
+    record = train(make_cfg(f"data={data}", "+data.loader=dataloader", "+data.num_workers=1"))
+    assert record["status"] == "finished"
+
+
+def test_unknown_loader_names_the_choices(data_root: Path) -> None:
+    with pytest.raises(ValueError, match="data.loader must be one of tensors, dataloader"):
+        MNISTDataModule(str(data_root), loader="dataloaders")
