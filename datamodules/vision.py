@@ -172,7 +172,7 @@ class VisionDataModule(L.LightningDataModule):
                 augment=self.augment,
                 num_workers=self.num_workers,
                 seed=self.seed,
-                pin_memory=self._device().type == "cuda",
+                pin_memory=trainer is not None and trainer.strategy.root_device.type == "cuda",
             )
         x, y = (t.to(self._device()) for t in self.splits[split])
         sampler = BatchIndices(

@@ -77,7 +77,9 @@ class Classifier(L.LightningModule):
         accuracy = getattr(self, f"{split}_acc")
         accuracy.update(logits, y)
         metrics = {f"{split}/loss": F.cross_entropy(logits, y), f"{split}/acc": accuracy}
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
+        # sync_dist: under DDP a DataLoader's DistributedSampler gives each rank a shard (the
+        # resident path evaluates the whole split everywhere); the accuracy syncs by itself.
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -1,6 +1,8 @@
 """DDP on CPU (gloo, 2 processes) gives the statistics of one process on the same global batch,
-identical initial weights on both ranks, and one run folder; bf16 and torch.compile behave."""
+identical initial weights on both ranks, and one run folder; bf16, torch.compile and the
+DataLoader path behave."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,15 @@ def test_ddp_writes_one_run_folder_and_one_metrics_file(runs) -> None:
     assert len(list(ddp.rglob("metrics.json"))) == 1
     assert len(list(ddp.glob("events.out.tfevents.*"))) >= 1
     assert not any(p.is_dir() and p.name.startswith("version_") for p in ddp.iterdir())
+
+
+def test_ddp_with_the_dataloader_path(tmp_path: Path, data_root: Path) -> None:
+    """Lightning shards the DataLoader path with a DistributedSampler; validation still ends."""
+    run = tmp_path / "run"
+    loader = ["+data.loader=dataloader", "+data.num_workers=0"]
+    _run(run, data_root, "trainer=ddp", "trainer.devices=2", *loader)
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "finished" and "val/loss" in record["metrics"]
 
 
 def test_bf16_mixed_precision_runs_with_statistics(make_cfg) -> None:
