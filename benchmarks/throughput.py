@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 import train
 from benchmarks.tables import markdown_table, write_outputs
+from inits import apply_init
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # column -> its overrides; the floor swaps in a bare module and Trainer (``paired_run``)
@@ -72,7 +73,7 @@ class RawLoop:
         self.x, self.y = (t.to(device) for t in datamodule.splits["train"])
         self.batch, self.device = datamodule.batch_size, device
         self.net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
-        instantiate(cfg.init)(self.net, self.x[: self.batch].cpu())
+        apply_init(instantiate(cfg.init), self.net, self.x[: self.batch].cpu())
         self.net.to(device)
         self.optimizer = instantiate(cfg.optimizer)(self.net.parameters())
         self.order, self.position = torch.randperm(len(self.y), device=device), 0
