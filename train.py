@@ -6,31 +6,46 @@ python train.py -m init=xavier_normal,kaiming_normal model=mlp,cnn seed=0,1,2
 
 import json
 import logging
+import math
+import os
+import sys
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-import resolvers  # noqa: F401  (registers the resolvers the configs use)
 from callbacks import Divergence, DivergenceGuard
 from inits import apply_init
 from models import Classifier
+from resolvers import run_name  # importing it registers the resolvers the configs use
 
 log = logging.getLogger("initbench")
 
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 # Lightning 2.6 calls a pytree API that torch >= 2.10 deprecates; harmless, and noise to users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Lightning >= 2.6 advertises its cloud services on every run ("Tip: ... litlogger").
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(lambda record: "💡" not in str(record.msg))
+# Errors a user can cause by a config value: shown as their message alone (the others, bugs,
+# with their type and where to find the traceback).
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, MisconfigurationException)
 
 HPARAM_GROUPS = ("data", "model", "init", "optimizer", "scheduler", "trainer", "seed")
 
@@ -92,16 +107,43 @@ def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 
 @rank_zero_only  # one metrics.json per run, also under DDP
 def _write(path: Path, record: dict[str, Any]) -> None:
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    """Strict JSON: NaN and Inf (a diverged run's loss) are written as null, which ``jq`` and
+    every JSON parser read."""
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v) for v in value]
+        return value
+
+    path.write_text(json.dumps(finite(record), indent=2, allow_nan=False) + "\n")
+
+
+def compose(*overrides: str, output_dir: str | Path | None = None) -> DictConfig:
+    """The config ``python train.py OVERRIDES`` would run, for a notebook or a script:
+    ``train.train(train.compose("model=cnn", "init=lsuv"))``. The run's folder is
+    ``output_dir``, or as on the command line ``logs/runs/<overrides>/<time>``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra.compose("config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        name, now = run_name(",".join(overrides)), f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+        cfg.paths.output_dir = str(output_dir or f"{cfg.paths.log_dir}/runs/{name}/{now}")
+    return cfg
 
 
 def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule]:
     """Instantiate everything, validating every choice before any data is read."""
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
     optimizer = instantiate(cfg.optimizer)
-    optimizer([torch.nn.Parameter(torch.zeros(1))])  # torch's own checks (lr < 0, ...) fail now
     scheduler = instantiate(cfg.scheduler)
     strategy = instantiate(cfg.init)
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
@@ -111,6 +153,13 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     if cfg.get("stats"):  # stats=off composes to nothing
         callbacks.append(instantiate(cfg.stats))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    # torch's own checks (lr < 0, ...) and the schedule's (a run without end) fail now.
+    try:
+        probe = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except ValueError as error:
+        raise ValueError(f"optimizer={cfg.optimizer._target_}: {error}") from error
+    if scheduler is not None:
+        scheduler(probe, _planned_steps(trainer))
     datamodule.setup("fit")
     x, _ = next(iter(datamodule.train_dataloader()))
     apply_init(strategy, net, x)  # its own visible step: after building, before the optimizer
@@ -118,6 +167,14 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     if cfg.get("compile"):
         module = torch.compile(module)  # Lightning unwraps it and trains the compiled forward
     return trainer, module, datamodule
+
+
+def _planned_steps(trainer: L.Trainer) -> float:
+    """A stand-in for the run's length before the data is known, for the schedule's check:
+    ``max_steps``, inf for a run without end, else the epochs (any finite length will do)."""
+    if trainer.max_steps > 0:
+        return trainer.max_steps
+    return math.inf if trainer.max_epochs in (None, -1) else trainer.max_epochs
 
 
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
@@ -165,17 +222,31 @@ def _report(record: dict[str, Any], output_dir: Path) -> None:
     log.info("TensorBoard: tensorboard --logdir %s", output_dir.resolve())
 
 
+def error_message(error: BaseException) -> str:
+    """What a user needs to read of ``error``: the message of a config mistake (unwrapped from
+    Hydra's instantiation error), or a bug's type and message and where its traceback is."""
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, USER_ERRORS):
+        return str(error)
+    return f"{type(error).__name__}: {error} (HYDRA_FULL_ERROR=1 shows the traceback)"
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """One run. In a sweep a failed run is logged and recorded, and the sweep goes on; its
+    """One run. A failure is one clear line and exit status 1 (``HYDRA_FULL_ERROR=1``: the
+    traceback). In a sweep a failed run is logged and recorded, and the sweep goes on; its
     report lists it and the sweep's exit status counts it."""
     try:
         return train(cfg)["metrics"].get("val/acc")
-    except Exception:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+    except Exception as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.exception("run failed (recorded in metrics.json); the sweep goes on")
+            return None
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.exception("run failed (recorded in metrics.json); the sweep goes on")
-        return None
+        log.error(error_message(error))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

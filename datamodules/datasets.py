@@ -12,6 +12,10 @@ class _IdxFormat(VisionDataModule):
 
     input_shape = (1, 28, 28)
     num_classes = 10
+    no_augment_reason = (
+        "random crops and horizontal flips are CIFAR's augmentation (He et al. 2016); a "
+        "mirrored digit is another digit or none, so the 28x28 sets train without them"
+    )
 
     @classmethod
     def expected_files(cls, root: Path) -> list[Path]:

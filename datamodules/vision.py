@@ -51,6 +51,7 @@ class VisionDataModule(L.LightningDataModule):
     dataset_cls: ClassVar[type[VisionDataset]]
     input_shape: ClassVar[tuple[int, int, int]]
     num_classes: ClassVar[int]
+    no_augment_reason: ClassVar[str | None] = None  # why ``augment`` is refused, if it is
 
     def __init__(
         self,
@@ -74,6 +75,8 @@ class VisionDataModule(L.LightningDataModule):
                 raise ValueError(f"data.{name} must be positive, got {value}")
         if val_size < 0:
             raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+        if augment and self.no_augment_reason:
+            raise ValueError(f"data.augment=true: {self.no_augment_reason}; use data.augment=false")
         self.root = Path(os.path.expanduser(root))
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
@@ -135,13 +138,27 @@ class VisionDataModule(L.LightningDataModule):
         return x.float().div_(255), y
 
     def _not_found(self, error: Exception) -> DataNotFoundError:
-        files = "\n".join(f"  {p}" for p in self.expected_files(self.root))
+        """The first line says what happened (files missing, unreadable, or a download that
+        failed); the rest lists the files torchvision reads and how to point at them."""
+        name, expected = self.dataset_cls.__name__, self.expected_files(self.root)
+        missing = [p for p in expected if not p.exists()]
+        cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if self.download and missing:
+            first = (
+                f"{name} could not be downloaded into '{self.root}': the network could not be "
+                f"reached or refused the download ({cause})"
+            )
+            remedy = f"Copy the files there, or point {DATA_ENV} or data.root=PATH at them."
+        else:
+            what = f"{len(missing)} of {len(expected)} files missing" if missing else cause
+            first = f"{name}: no usable dataset under '{self.root}' ({what})"
+            remedy = (
+                f"Point the data root at them with the environment variable {DATA_ENV} or "
+                f"data.root=PATH, or let torchvision fetch them with data.download=true."
+            )
+        files = "\n".join(f"  {p}{'' if p.exists() else '  (missing)'}" for p in expected)
         return DataNotFoundError(
-            f"{type(self).__name__}: no usable dataset under '{self.root}' "
-            f"({type(error).__name__}: {error}).\n"
-            f"Expected these files (torchvision's layout):\n{files}\n"
-            f"Point the data root at them with the environment variable {DATA_ENV} or "
-            f"data.root=PATH, or allow a download with data.download=true."
+            f"{first}.\nExpected these files (torchvision's layout):\n{files}\n{remedy}"
         )
 
     def _device(self) -> torch.device:

@@ -91,7 +91,7 @@ class Classifier(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.trainer.estimated_stepping_batches  # inf for a run without end
         scheduler = self.scheduler_factory(optimizer, total)
         return {
             "optimizer": optimizer,

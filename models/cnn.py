@@ -32,7 +32,6 @@ class CNN(nn.Module):
                 f"model.channels must be non-empty and model.convs_per_stage >= 1, "
                 f"got {list(channels)}, {convs_per_stage}"
             )
-        self.activation = activation
         layers: list[nn.Module] = []
         in_ch = input_shape[0]
         for out_ch in channels:
@@ -46,6 +45,12 @@ class CNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         side_h, side_w = (s // 2 ** len(channels) for s in input_shape[1:])
+        if side_h == 0 or side_w == 0:
+            fit = min(input_shape[1:]).bit_length() - 1
+            raise ValueError(
+                f"model.channels={list(channels)} has {len(channels)} stages, each halving the "
+                f"{input_shape[1]}x{input_shape[2]} input: at most {fit} fit"
+            )
         self.fc = nn.Sequential(
             nn.Flatten(),
             nn.Linear(in_ch * side_h * side_w, hidden),

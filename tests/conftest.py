@@ -29,8 +29,8 @@ FAST = [
     "++trainer.enable_model_summary=false",
     "trainer.accelerator=cpu",
     "data.batch_size=8",
-    "++data.val_size=16",
-    "++data.eval_batch_size=16",
+    "data.val_size=16",
+    "data.eval_batch_size=16",
 ]
 # The same settings on a command line: '+' adds a key where '++' (add or override) is not needed.
 FAST_CLI = [o.replace("++", "+", 1) if o.startswith("++") else o for o in FAST]

@@ -1,0 +1,150 @@
+"""The README cannot drift from the code: every command it shows composes (``python train.py``)
+or parses its arguments (``python -m benchmarks.*``), its YAML examples compose, and its Quick
+start runs offline to the end."""
+
+import argparse
+import importlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from tests.conftest import CONF_DIR, FAST_CLI
+
+ROOT = CONF_DIR.parent
+README = (ROOT / "README.md").read_text()
+FLAGS = {"-m", "--multirun", "--help", "--cfg", "job", "hydra", "all"}  # not overrides
+# Any attempt to reach the network fails at once (nothing listens on port 9 of loopback).
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+
+def _shell_snippets(text: str) -> list[str]:
+    """Every line of a code block (continuations joined) and every inline code span."""
+    spans = re.findall(r"(?<!`)`([^`]+?)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+    snippets = [" ".join(span.split()) for span in spans if "\n\n" not in span]
+    for block in re.findall(r"```(?:bash|yaml)?\n(.*?)```", text, flags=re.S):
+        snippets += block.replace("\\\n", " ").splitlines()
+    return snippets
+
+
+def _commands(program: str) -> list[list[str]]:
+    """The argument lists after ``program`` (``python train.py``, ``python -m benchmarks.x``)
+    in every snippet, with comments, ``&&`` chains and ``VAR=value`` prefixes removed."""
+    commands = []
+    for snippet in _shell_snippets(README):
+        if program not in snippet:
+            continue
+        snippet = snippet.split("->")[-1]  # "# conf/init/my_init.yaml  ->  python train.py ..."
+        words = shlex.split(snippet, comments=True)
+        line = " ".join(w if w == "&&" else shlex.quote(w) for w in words)
+        for part in line.split("&&"):
+            if program in part:  # after "VAR=value", "srun", ...
+                commands.append(shlex.split(part.split(program, 1)[1]))
+    return commands
+
+
+TRAIN_COMMANDS = _commands("python train.py")
+BENCHMARK_COMMANDS = [
+    (f"benchmarks.{args[0]}", args[1:])
+    for args in _commands("python -m benchmarks.")
+    if "<" not in args[0]  # python -m benchmarks.<name>: the pattern, not a command
+]
+
+
+def _compose(overrides: list[str], searchpath: Path | None = None) -> None:
+    GlobalHydra.instance().clear()
+    if searchpath is not None:
+        overrides = [*overrides, f"hydra.searchpath=[file://{searchpath}]"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        compose("config", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+
+
+def _yaml_examples(tmp_path: Path) -> Path:
+    """The README's example config files (a YAML block headed ``# conf/GROUP/NAME.yaml``),
+    written into a config search path."""
+    for block in re.findall(r"```yaml\n(.*?)```", README, flags=re.S):
+        header = re.match(r"# conf/(\w+/\w+\.yaml)", block)
+        if header:
+            path = tmp_path / header.group(1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(block)
+    return tmp_path
+
+
+def test_the_readme_shows_commands() -> None:
+    assert len(TRAIN_COMMANDS) >= 25 and len(BENCHMARK_COMMANDS) >= 5
+    assert ["data.download=true"] in TRAIN_COMMANDS  # the Quick start's
+
+
+@pytest.mark.parametrize("args", TRAIN_COMMANDS, ids=lambda a: " ".join(a)[:80] or "(none)")
+def test_every_train_command_composes(args: list[str], tmp_path: Path) -> None:
+    """Each value of each swept key, with the other keys at their first value."""
+    overrides = [a for a in args if a not in FLAGS]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    plain = [o.input_line if not o.is_sweep_override() else None for o in parsed]
+    for i, override in enumerate(parsed):
+        if override.is_sweep_override():
+            plain[i] = f"{override.get_key_element()}={next(override.sweep_string_iterator())}"
+    _compose(plain, _yaml_examples(tmp_path))
+    for i, override in enumerate(parsed):
+        if override.is_sweep_override():
+            for value in override.sweep_string_iterator():
+                key = override.get_key_element()
+                _compose(plain[:i] + [f"{key}={value}"] + plain[i + 1 :], tmp_path)
+
+
+class _Parsed(Exception):
+    """Raised right after a benchmark's argument parser accepted the README's arguments."""
+
+
+@pytest.mark.parametrize(
+    ("module", "args"), BENCHMARK_COMMANDS, ids=lambda v: v if isinstance(v, str) else " ".join(v)
+)
+def test_every_benchmark_command_parses(module: str, args: list[str], monkeypatch) -> None:
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, *a, **k):
+        parse_args(self, *a, **k)  # argparse exits with status 2 on a bad argument
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    with pytest.raises(_Parsed):
+        importlib.import_module(module).main()
+
+
+def _quick_start(data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "train.py", "data.download=true", *FAST_CLI]
+    command += [f"data.root={data_root}", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, **OFFLINE}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_quick_start_runs_offline_when_the_data_is_there(data_root: Path, tmp_path: Path):
+    result = _quick_start(data_root, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "finished in" in result.stdout and "tensorboard --logdir" in result.stdout
+    assert "litlogger" not in result.stdout + result.stderr  # Lightning's advertisement
+
+
+def test_quick_start_without_data_fails_in_one_line(tmp_path: Path) -> None:
+    result = _quick_start(tmp_path / "nothing", tmp_path)
+    errors = [line for line in result.stdout.splitlines() if "[ERROR]" in line]
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert len(errors) == 1 and "network could not be reached" in errors[0], result.stdout
+
+
+def test_train_imports_from_any_directory() -> None:
+    code = "import train; print(train.CONFIG_DIR)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True
+    )
+    assert Path(result.stdout.strip()) == CONF_DIR
