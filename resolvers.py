@@ -1,4 +1,4 @@
-"""OmegaConf resolvers the configs use: run and sweep folder names, one GPU per sweep job.
+"""OmegaConf resolvers the configs use: run, sweep and job folder names, one GPU per sweep job.
 
 Registered on import (train.py imports this module before Hydra composes anything).
 """
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
@@ -25,6 +26,33 @@ def run_name(overrides: str) -> str:
         return overrides or "defaults"
     digest = hashlib.sha1(overrides.encode()).hexdigest()[:8]
     return f"{overrides.encode()[:MAX_NAME].decode(errors='ignore')}~{digest}"
+
+
+def job_name(override_dirname: str) -> str:
+    """A sweep job's folder name: only its values of the keys the sweep varies, in the order
+    of its overrides (``init=lsuv,model=cnn,seed=2``), so TensorBoard's run list leads with what
+    is compared; fixed and technical overrides stay in ``.hydra/overrides.yaml``. The swept
+    keys are read from the sweep's ``multirun.yaml``, which Hydra writes before any job starts,
+    also for the joblib and submitit launchers. Without it, ``override_dirname``."""
+    hydra = HydraConfig.get()
+    swept = swept_keys(Path(hydra.sweep.dir) / "multirun.yaml")
+    if not swept:
+        return run_name(override_dirname)
+    overrides = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
+    chosen = [o for o in overrides if o.key_or_group in swept]
+    return run_name(",".join(f"{o.key_or_group}={o.get_value_element_as_str()}" for o in chosen))
+
+
+def swept_keys(multirun_yaml: Path) -> set[str]:
+    """The keys with several values in a sweep: on its command line (``init=a,b``) or in its
+    experiment's ``hydra.sweeper.params``."""
+    if not multirun_yaml.exists():
+        return set()
+    sweep = OmegaConf.load(multirun_yaml).hydra
+    params = sweep.sweeper.get("params") or {}
+    lines = list(sweep.overrides.task) + [f"{k}={v}" for k, v in params.items()]
+    parsed = OverridesParser.create().parse_overrides(lines)
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
 
 
 def sweep_dir(root: str, resume: bool) -> str:
@@ -48,6 +76,7 @@ def job_devices(devices: int | str) -> int | str | list[int]:
 
 
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+OmegaConf.register_new_resolver("job_name", job_name, replace=True)
 # Cached: every job of a sweep (Hydra copies the sweep's resolver cache to each job) gets the
 # same folder, also in the worker processes of the joblib launcher.
 OmegaConf.register_new_resolver("sweep_dir", sweep_dir, use_cache=True, replace=True)

@@ -35,7 +35,7 @@ def _depth(item: tuple[str, float]) -> int:
 
 def colorful_dimension(counts: Tensor) -> Tensor:
     """A (1, bins, steps) image of histograms over time (fastai's "colorful dimension"), on a log
-    scale, largest values at the bottom, so collapse to zero or spread to the edges shows at a
-    glance."""
+    scale, largest values at the top (row 0 is the last bin), so collapse to zero or spread to
+    the edges shows at a glance."""
     image = torch.log1p(counts).flip(0)
     return (image / image.max().clamp_min(1e-12)).unsqueeze(0)

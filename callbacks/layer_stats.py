@@ -11,8 +11,10 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor, nn
 
 from callbacks.figures import colorful_dimension, signal_propagation_figure
+from callbacks.loss_scale import loss_scale
 from callbacks.reduce import Moments, all_reduce_moments
 from callbacks.statistics import (
+    RATIO_FLOOR,
     activation_moments,
     activation_stats,
     gradient_moments,
@@ -20,7 +22,13 @@ from callbacks.statistics import (
     histogram,
     parameter_stats,
 )
-from callbacks.watched import watched_modules
+from callbacks.watched import (
+    WatchedParameter,
+    layer_tag,
+    tag_digits,
+    watched_modules,
+    watched_parameters,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +51,10 @@ class LayerStats(L.Callback):
     backward hooks break on in-place activations); the forward hooks are removed after the
     backward pass. Everything is computed on the device, stacked, and moved to the host once.
     Under DDP, activation and activation-gradient sums and histograms are reduced across ranks
-    first, so every value is the global batch's. Step 0 is the state right after init: it also
-    gets a signal-propagation figure (drawn when training ends or fails).
+    first, so every value is the global batch's. Under 16-mixed, gradients are divided by the
+    loss scale, so every precision shows the true gradients. Ratios over a weight norm below
+    ``RATIO_FLOOR`` (a zero bias at init) are left out at that step. Step 0 is the state right
+    after init: it also gets a signal-propagation figure (drawn when training ends or fails).
 
     Args:
         every_n_steps: logging period in optimizer steps.
@@ -66,17 +76,24 @@ class LayerStats(L.Callback):
         hist_bins: int = 64,
         hist_limit: float = 5.0,
     ) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"stats.every_n_steps must be >= 1, got {every_n_steps}")
+        _check_at_least("every_n_steps", every_n_steps, 1)
+        _check_at_least("singular_values_every_n_steps", singular_values_every_n_steps, 0)
+        _check_at_least("images_every_n_steps", images_every_n_steps, 1)
+        _check_at_least("hist_bins", hist_bins, 1)
+        if not hist_limit > 0:
+            raise ValueError(f"stats.hist_limit must be > 0, got {hist_limit}")
         self.every_n_steps, self.histograms = every_n_steps, histograms
         self.sv_every, self.images_every = singular_values_every_n_steps, images_every_n_steps
         self.hist_bins, self.hist_limit = hist_bins, hist_limit
         self.table: list[Row] = []
         self._order: dict[str, int] = {}
+        self._digits = 0  # of the forward position in tags: set from the model
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._pending: dict[tuple[str, str], Tensor] = {}  # (stat, name): global already
+        self._pending: dict[tuple[str, str], Tensor] = {}  # (stat, tag): global already
+        self._ratios: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}  # numerator, denominator
         self._moments: Moments = {}  # (kind, tag): this rank's sums, reduced at the flush
-        self._before: dict[str, Tensor] = {}
+        self._grad_scale: Tensor | float = 1.0  # 1 / the loss scale of this step's backward
+        self._before: dict[str, tuple[WatchedParameter, Tensor, Tensor]] = {}  # value, norm
         self._colorful: dict[str, list[Tensor]] = {}
         self._step: int | None = None
         self._step0: dict[tuple[str, str], float] | None = None  # for the figure at the end
@@ -95,15 +112,16 @@ class LayerStats(L.Callback):
         self._step = step if step % self.every_n_steps == 0 else None
         if self._step is None:
             return
+        self._digits = self._digits or tag_digits(module)
         for watched in watched_modules(module):
-            hook = self._forward_hook(watched.name, watched.bounded)
+            hook = self._forward_hook(watched.name, watched.bounded, watched.unit_dim)
             self._handles.append(watched.module.register_forward_hook(hook))
 
-    def _forward_hook(self, name: str, bounded: str | None):
+    def _forward_hook(self, name: str, bounded: str | None, unit_dim: int):
         def hook(_: nn.Module, __: tuple, output: Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
             tag = self._tag(name)
-            self._moments[("act", tag)] = activation_moments(out, bounded)
+            self._moments[("act", tag)] = activation_moments(out, bounded, unit_dim)
             if self.histograms:
                 counts = histogram(out, self.hist_bins, self.hist_limit)
                 self._moments[("hist", tag)] = {"counts": counts}
@@ -115,32 +133,35 @@ class LayerStats(L.Callback):
     def _record_grad(self, tag: str, grad: Tensor) -> None:
         self._moments[("act_grad", tag)] = gradient_moments(grad)
 
-    def _tag(self, name: str) -> str:
-        """``NN.path``: position in forward order (the order hooks fire), then the module path,
-        so TensorBoard sorts layers by depth: ``act_std/03.layers.1.0``."""
-        position = self._order.setdefault(name, len(self._order))
-        return f"{position:02d}.{name or 'model'}"
+    def _tag(self, module_name: str, name: str | None = None) -> str:
+        """``NNN.path``: the module's position in forward order (the order hooks fire), then
+        ``name`` (the module's path by default), so TensorBoard sorts layers by depth:
+        ``act_std/003.net.layers.1.0``, ``grad_norm/003.net.layers.1.0.weight``."""
+        position = self._order.setdefault(module_name, len(self._order))
+        return layer_tag(position, module_name if name is None else name, self._digits)
 
     def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self._step is None:
             return
         self._remove_hooks()
+        scale = loss_scale(trainer)
+        self._grad_scale = 1.0 if scale is None else 1 / scale
         singular = self.sv_every > 0 and self._step % self.sv_every == 0
-        for name, param in module.named_parameters():
-            if param.grad is None:
+        for p in watched_parameters(module):
+            if p.param.grad is None:
                 continue
-            for stat, value in parameter_stats(param, singular).items():
-                self._pending[(stat, name)] = value
-            self._before[name] = param.detach().clone()
+            tag, weight = self._tag(p.anchor, p.name), p.value()
+            stats = parameter_stats(weight, p.param.grad, singular, self._grad_scale)
+            self._pending.update({(stat, tag): value for stat, value in stats.items()})
+            trained = p.param.detach().float().norm() if p.parametrized else stats["weight_norm"]
+            self._ratios[("grad_to_weight", tag)] = (stats["grad_norm"], trained)
+            self._before[tag] = (p, weight.clone(), stats["weight_norm"])
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
         if self._step is None:
             return
-        for name, param in module.named_parameters():
-            if name in self._before:
-                before = self._before[name]
-                update = (param.detach() - before).norm() / before.norm().clamp_min(1e-12)
-                self._pending[("update_ratio", name)] = update
+        for tag, (p, before, norm) in self._before.items():
+            self._ratios[("update_ratio", tag)] = ((p.value() - before).float().norm(), norm)
         self._before.clear()
         self._flush(trainer, self._step)
 
@@ -177,21 +198,14 @@ class LayerStats(L.Callback):
             if kind == "act":
                 stats = activation_stats(moments)
             elif kind == "act_grad":
-                stats = gradient_stats(moments, "act_grad", 1 / trainer.world_size)
+                stats = gradient_stats(moments, "act_grad", self._grad_scale / trainer.world_size)
             else:
                 stats = {"hist": moments["counts"]}
             self._pending.update({(stat, tag): value for stat, value in stats.items()})
         self._moments.clear()
-        if not self._pending:
+        if not (self._pending or self._ratios):
             return
-        scalar_keys = [k for k in self._pending if k[0] != "hist"]
-        hist_keys = [k for k in self._pending if k[0] == "hist"]
-        parts = [torch.stack([self._pending[k] for k in scalar_keys])] if scalar_keys else []
-        host = torch.cat(parts + [self._pending[k] for k in hist_keys]).double().cpu()  # one sync
-        self._pending.clear()
-        scalars = dict(zip(scalar_keys, host[: len(scalar_keys)].tolist()))
-        counts = host[len(scalar_keys) :].split(self.hist_bins)
-        histograms = {tag: c for (_, tag), c in zip(hist_keys, counts)}
+        scalars, histograms = self._to_host()
         self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
         if step == 0:
             self._step0 = scalars
@@ -202,6 +216,27 @@ class LayerStats(L.Callback):
             else:
                 logger.log_metrics(metrics, step=step)
         self._log_tensorboard(trainer, step, scalars, histograms)
+
+    def _to_host(self) -> tuple[dict[tuple[str, str], float], dict[str, Tensor]]:
+        """Every pending value in one transfer: scalars by (stat, tag), and histogram counts by
+        tag. A ratio whose denominator is below ``RATIO_FLOOR`` is left out."""
+        scalar_keys = [k for k in self._pending if k[0] != "hist"]
+        hist_keys = [k for k in self._pending if k[0] == "hist"]
+        ratio_keys = list(self._ratios)
+        values = [self._pending[k] for k in scalar_keys]
+        values += [part for k in ratio_keys for part in self._ratios[k]]
+        parts = [torch.stack(values)] if values else []
+        host = torch.cat(parts + [self._pending[k] for k in hist_keys]).double().cpu()  # one sync
+        self._pending.clear()
+        self._ratios.clear()
+        flat = host[: len(values)].tolist()
+        scalars = dict(zip(scalar_keys, flat))
+        pairs = zip(flat[len(scalar_keys) :: 2], flat[len(scalar_keys) + 1 :: 2])
+        for key, (numerator, denominator) in zip(ratio_keys, pairs):
+            if not denominator < RATIO_FLOOR:  # NaN (a diverged weight) is kept, as NaN
+                scalars[key] = numerator / denominator
+        counts = host[len(values) :].split(self.hist_bins)
+        return scalars, {tag: c for (_, tag), c in zip(hist_keys, counts)}
 
     def _log_tensorboard(
         self, trainer: L.Trainer, step: int, scalars: dict, histograms: dict[str, Tensor]
@@ -239,6 +274,11 @@ class LayerStats(L.Callback):
             bucket_counts=counts.tolist(),
             global_step=step,
         )
+
+
+def _check_at_least(key: str, value: int, least: int) -> None:
+    if value < least:
+        raise ValueError(f"stats.{key} must be >= {least}, got {value}")
 
 
 def _tensorboard_writers(trainer: L.Trainer) -> list:

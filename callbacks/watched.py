@@ -1,10 +1,15 @@
-"""Which modules of a model the statistics watch."""
+"""Which modules and parameters of a model the statistics watch, and how their tags sort."""
 
 from dataclasses import dataclass
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.LSTM, nn.LSTMCell)
+# Layers whose outputs hold their units in the last dim: Linear (B, ..., F), LSTM (B, T, H) or
+# (T, B, H), LSTM cells (B, H) or LayerNormLSTMCell's (B, T, H). Convolutions have them in dim 1.
+FEATURES_LAST = (nn.Linear, nn.LSTM, nn.LSTMCell)
 ACTIVATIONS = {
     nn.ReLU: None,
     nn.LeakyReLU: None,
@@ -13,30 +18,104 @@ ACTIVATIONS = {
     nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid",
 }
+MIN_DIGITS = 3  # ResNet-56 watches 138 modules, a 50-layer MLP 101
 
 
 @dataclass(frozen=True)
 class Watched:
-    """A module whose output the statistics follow: its path, and 'tanh' or 'sigmoid' when it
-    is a saturating activation."""
+    """A module whose output the statistics follow: its path, 'tanh' or 'sigmoid' when it is a
+    saturating activation, and the dim of its output that holds the units (``act_dead_frac``)."""
 
     name: str
     module: nn.Module
     bounded: str | None = None
+    unit_dim: int = 1
 
 
 def watched_modules(model: nn.Module) -> list[Watched]:
-    """Every layer output (Linear, Conv, LSTM: the pre-activation), every activation output,
-    and every residual block output (modules with ``zero_init_last``)."""
-    return [
-        Watched(name, module, ACTIVATIONS.get(type(module)))
-        for name, module in model.named_modules()
-        if isinstance(module, LAYERS)
-        or type(module) in ACTIVATIONS
-        or hasattr(module, "zero_init_last")
-    ]
+    """Every layer output (Linear, Conv, LSTM: the pre-activation; the LSTM's h), every
+    activation output, and every residual block output (modules with ``zero_init_last``).
+
+    An activation or a block works elementwise on what the last layer before it (in module
+    order) produced, so it takes that layer's unit dim."""
+    watched, unit_dim = [], 1
+    for name, module in model.named_modules():
+        if isinstance(module, LAYERS):
+            unit_dim = -1 if isinstance(module, FEATURES_LAST) else 1
+        elif not (type(module) in ACTIVATIONS or hasattr(module, "zero_init_last")):
+            continue
+        watched.append(Watched(name, module, ACTIVATIONS.get(type(module)), unit_dim))
+    return watched
+
+
+@dataclass(frozen=True)
+class WatchedParameter:
+    """A tensor a layer uses, under the name users know (``net.head.weight``, also when a
+    parametrization such as ``spectral_norm`` computes it), with the parameter the optimizer
+    trains (``parametrizations.weight.original`` then) and the watched module whose forward
+    position prefixes its tags."""
+
+    name: str
+    module: nn.Module
+    attr: str
+    param: nn.Parameter
+    anchor: str
+
+    @property
+    def parametrized(self) -> bool:
+        return parametrize.is_parametrized(self.module, self.attr)
+
+    def value(self) -> Tensor:
+        """The tensor the layer uses. A parametrization runs in eval mode, so reading it
+        changes no state (``spectral_norm`` would otherwise take a power-iteration step)."""
+        if not self.parametrized:
+            return self.param.detach()
+        chain = self.module.parametrizations[self.attr]
+        training = chain.training
+        chain.eval()
+        try:
+            with torch.no_grad():
+                return getattr(self.module, self.attr)
+        finally:
+            chain.train(training)
+
+
+def watched_parameters(model: nn.Module) -> list[WatchedParameter]:
+    """Every trained tensor, once. A parameter of a watched module is anchored to that module;
+    one of another module (a norm, a model's own scalars) to the nearest watched module before
+    it in module order (a norm to the layer it follows), or to the first watched one."""
+    order = [w.name for w in watched_modules(model)]
+    watched, anchor = set(order), order[0] if order else ""
+    found, seen = [], set()
+    for name, module in model.named_modules():
+        if name in watched:
+            anchor = name
+        if isinstance(module, parametrize.ParametrizationList) and hasattr(module, "original"):
+            continue  # reported under the name of the tensor it computes, below
+        tensors = list(module.named_parameters(recurse=False))
+        if parametrize.is_parametrized(module):
+            chains = module.parametrizations.items()
+            tensors += [(n, c.original) for n, c in chains if hasattr(c, "original")]
+        for attr, param in tensors:
+            if param.requires_grad and id(param) not in seen:
+                seen.add(id(param))
+                path = f"{name}.{attr}" if name else attr
+                found.append(WatchedParameter(path, module, attr, param, anchor))
+    return found
+
+
+def layer_tag(position: int, name: str, digits: int) -> str:
+    """``NNN.path``: the forward position, zero-padded so TensorBoard's alphabetical order is
+    depth order, then the module or parameter path."""
+    return f"{position:0{digits}d}.{name or 'model'}"
+
+
+def tag_digits(model: nn.Module) -> int:
+    """Digits enough for every forward position of ``model``: at least ``MIN_DIGITS``, so one
+    layer keeps its tag across the runs of a sweep over depth."""
+    return max(MIN_DIGITS, len(str(len(watched_modules(model)) - 1)))
 
 
 def depth(tag: str) -> int:
-    """The forward position in a statistics tag ``NN.path`` (for sorting past 99 layers)."""
+    """The forward position in a statistics tag ``NNN.path`` (for sorting numerically)."""
     return int(tag.split(".", 1)[0])

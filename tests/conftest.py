@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from torchvision import datasets
 
-import train  # noqa: F401  (registers the config's resolvers)
+from train import CONFIG_DIR, compose
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = CONFIG_DIR
 N_TRAIN, N_TEST = 64, 32
 
 FAST = [
@@ -101,21 +99,14 @@ def tiny_cifar_checksums(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.fixture
 def make_cfg(data_root: Path, tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose the real config with the given overrides, shrunk to a few steps on tiny data."""
+    """Compose the real config with the given overrides (``train.compose``, as a notebook
+    would), shrunk to a few steps on tiny data, writing into ``tmp_path / "run"``."""
 
     def make(*overrides: str, fast: bool = True, output_dir: Path | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            extra = FAST if fast else []
-            cfg = compose(
-                "config",
-                overrides=[f"data.root={data_root}", *extra, *overrides],
-                return_hydra_config=True,
-            )
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
-        return cfg
+        extra = FAST if fast else []
+        return compose(
+            f"data.root={data_root}", *extra, *overrides, output_dir=output_dir or tmp_path / "run"
+        )
 
     yield make
     GlobalHydra.instance().clear()

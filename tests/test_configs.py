@@ -1,5 +1,6 @@
 """Every choice of every group composes and instantiates; bad values fail early and plainly."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 PAIRED = {
     ("init", "fixup"): ["model=resnet", "model.depth=8", "model.norm=none"],
     ("init", "zero_init_residual"): ["model=resnet", "model.depth=8"],
+    ("init", "delta_orthogonal"): ["model=cnn"],  # the default mlp has no conv: refused
 }
 
 
@@ -86,6 +88,9 @@ def test_missing_data_names_path_files_variable_and_switch(make_cfg, tmp_path: P
         assert needle in text
     expected = {"mnist": "train-images-idx3-ubyte", "cifar100": "cifar-100-python/train"}
     assert expected.get(data, "") in text
+    advice = re.findall(r"data\.\w+=\w+", text)  # what the message tells the user to type
+    assert "data.download=true" in advice
+    assert make_cfg(f"data={data}", *advice).data.download is True  # and it composes
 
 
 def _cli(*args: str) -> str:

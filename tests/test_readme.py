@@ -29,8 +29,9 @@ def _shell_snippets(text: str) -> list[str]:
     """Every line of a code block (continuations joined) and every inline code span."""
     spans = re.findall(r"(?<!`)`([^`]+?)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
     snippets = [" ".join(span.split()) for span in spans if "\n\n" not in span]
-    for block in re.findall(r"```(?:bash|yaml)?\n(.*?)```", text, flags=re.S):
-        snippets += block.replace("\\\n", " ").splitlines()
+    for language, block in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S):
+        if language in ("bash", "yaml", ""):
+            snippets += block.replace("\\\n", " ").splitlines()
     return snippets
 
 

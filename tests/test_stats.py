@@ -1,17 +1,19 @@
-"""Per-layer statistics and the divergence guard, through the real config on tiny data."""
+"""Per-layer statistics, through the real config on tiny data."""
 
-import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks import DivergenceGuard, LayerStats
+from callbacks.figures import colorful_dimension
 from callbacks.statistics import activation_moments, activation_stats
-from train import build, train
+from callbacks.watched import depth, watched_modules
+from models import LSTMClassifier
+from train import build
 
 
 def _fit(make_cfg, *overrides: str) -> tuple[LayerStats, object]:
@@ -52,11 +54,11 @@ def test_three_layer_mlp_matches_a_hand_computation(make_cfg) -> None:
     z2 = 0.01 * a1.sum(1, keepdim=True).expand(-1, 4)
     mean, std = _values(stats, "act_mean"), _values(stats, "act_std")
     dead = _values(stats, "act_dead_frac")
-    assert mean["00.net.layers.0.0"] == pytest.approx(z1.mean().item(), rel=1e-4)
-    assert std["00.net.layers.0.0"] == pytest.approx(z1.std().item(), rel=1e-4)
-    assert mean["01.net.layers.0.2"] == pytest.approx(a1.mean().item(), rel=1e-4)
-    assert dead["01.net.layers.0.2"] == float((a1 == 0).all())
-    assert mean["02.net.layers.1.0"] == pytest.approx(z2.mean().item(), rel=1e-4)
+    assert mean["000.net.layers.0.0"] == pytest.approx(z1.mean().item(), rel=1e-4)
+    assert std["000.net.layers.0.0"] == pytest.approx(z1.std().item(), rel=1e-4)
+    assert mean["001.net.layers.0.2"] == pytest.approx(a1.mean().item(), rel=1e-4)
+    assert dead["001.net.layers.0.2"] == float((a1 == 0).all())
+    assert mean["002.net.layers.1.0"] == pytest.approx(z2.mean().item(), rel=1e-4)
 
 
 def test_zeros_init_has_no_hidden_gradient(make_cfg) -> None:
@@ -80,61 +82,33 @@ def test_normal_large_saturates_a_deep_tanh_mlp(make_cfg) -> None:
     assert saturated[max(saturated)] > 0.9
 
 
-def test_nan_triggers_the_guard_with_layer_and_step(make_cfg, tmp_path: Path) -> None:
+class _HookProbe(L.Callback):
+    """Which watched modules have forward hooks: in the forward pass (seen just before the
+    backward pass) and at the optimizer step, per step."""
+
+    def __init__(self) -> None:
+        self.forward: dict[int, tuple[bool, bool]] = {}
+        self.at_step: dict[int, bool] = {}
+
+    def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss) -> None:
+        hooked = [bool(w.module._forward_hooks) for w in watched_modules(module)]
+        self.forward[trainer.global_step] = (all(hooked), any(hooked))
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, _) -> None:
+        self.at_step[trainer.global_step] = any(m._forward_hooks for m in module.modules())
+
+
+def test_hooks_exist_only_in_the_forward_pass_of_a_logging_step(make_cfg) -> None:
     cfg = make_cfg(
-        "init=normal_large",
-        "model.depth=6",
-        "optimizer.lr=1e6",
-        "trainer.limit_train_batches=8",
-        "trainer.max_epochs=2",
+        "model=resnet", "model.depth=8", "stats.every_n_steps=2", "trainer.limit_train_batches=4"
     )
-    record = train(cfg)
-    assert record["status"] == "diverged"
-    divergence = record["divergence"]
-    assert divergence["step"] < 8 and divergence["layer"]
-    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["status"] == "diverged" and saved["divergence"] == divergence
-
-
-def _feed(guard: DivergenceGuard, losses: list[float]) -> SimpleNamespace:
-    """Run the guard's per-step hook over these losses, as steps 0, 1, ... of one epoch."""
-    trainer = SimpleNamespace(global_step=0, should_stop=False)
-    module = torch.nn.Sequential(torch.nn.Linear(2, 2))
-    for step, loss in enumerate(losses):
-        trainer.global_step = step + 1
-        guard.on_train_batch_end(
-            trainer, module, {"loss": torch.tensor(loss)}, [torch.ones(1, 2)], step
-        )
-    guard.on_train_epoch_end(trainer, module)
-    return trainer
-
-
-@pytest.mark.parametrize(
-    ("losses", "step", "loss"),
-    [
-        ([1.0, 2.0, 500.0, math.nan, 1.0], 2, 500.0),  # above max_loss, in the first window
-        ([1.0, 2.0, 3.0, 4.0, 5.0, math.inf, math.nan], 5, math.inf),  # second window
-        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, None),  # all finite and small
-    ],
-)
-def test_guard_names_the_first_bad_step(losses: list[float], step, loss) -> None:
-    guard = DivergenceGuard(max_loss=100.0, every_n_steps=4)
-    trainer = _feed(guard, losses)
-    if step is None:
-        assert guard.divergence is None and not trainer.should_stop
-    else:
-        assert (guard.divergence.step, guard.divergence.loss) == (step, loss)
-        assert trainer.should_stop
-
-
-def test_guard_checks_the_last_steps_at_epoch_end() -> None:
-    guard = DivergenceGuard(max_loss=100.0, every_n_steps=4)
-    _feed(guard, [1.0, 2.0, 3.0, 4.0, 5.0, math.nan])  # step 5 is in a window never filled
-    assert guard.divergence.step == 5
-
-
-def test_hooks_are_removed_after_fit(make_cfg) -> None:
-    _, module = _fit(make_cfg, "model=resnet", "model.depth=8")
+    trainer, module, datamodule = build(cfg)
+    probe = _HookProbe()
+    trainer.callbacks.append(probe)
+    trainer.fit(module, datamodule=datamodule)
+    logging_step, other_step = (True, True), (False, False)
+    assert probe.forward == {0: logging_step, 1: other_step, 2: logging_step, 3: other_step}
+    assert probe.at_step == dict.fromkeys(range(4), False)
     for m in module.modules():
         assert not m._forward_hooks, m
 
@@ -181,3 +155,109 @@ def test_moments_of_parts_add_up_to_the_whole() -> None:
     for stat, value in activation_stats(summed).items():
         assert value.item() == pytest.approx(whole[stat].item(), rel=1e-6), stat
     assert whole["act_std"].item() == pytest.approx(x.std().item(), rel=1e-5)
+
+
+def _by_path(values: dict[str, float]) -> dict[str, float]:
+    """Tags without their depth prefix: ``net.head.weight`` for ``004.net.head.weight``."""
+    return {tag.split(".", 1)[1]: v for tag, v in values.items()}
+
+
+def test_lstm_dead_units_are_hidden_units_not_time_steps(make_cfg) -> None:
+    # Half the hidden units get a zero cell input (g-gate rows and biases 0): c = 0, so h = 0 for
+    # every sample and time step. The output is (batch, time, hidden): dim 1 is time.
+    cfg = make_cfg("model=lstm", "model.hidden_size=8", "trainer.limit_train_batches=1")
+    trainer, module, datamodule = build(cfg)
+    lstm, h = module.net.lstm, 8
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(lstm, name)[2 * h : 2 * h + h // 2] = 0
+    trainer.fit(module, datamodule=datamodule)
+    stats = next(c for c in trainer.callbacks if isinstance(c, LayerStats))
+    assert _by_path(_values(stats, "act_dead_frac"))["net.lstm"] == 0.5
+
+
+def test_lstm_units_are_the_last_dim_for_both_lstms() -> None:
+    for norm in ("none", "layernorm"):
+        model = LSTMClassifier((1, 28, 28), 10, hidden_size=8, num_layers=2, norm=norm)
+        assert {w.unit_dim for w in watched_modules(model)} == {-1}, norm
+
+
+def test_parametrized_weights_are_described_by_the_weight_the_layer_uses(make_cfg) -> None:
+    cfg = make_cfg(
+        "init=spectral",
+        "init.parametrize=true",
+        "stats=full",
+        "model.width=64",
+        "trainer.limit_train_batches=1",
+    )
+    trainer, module, datamodule = build(cfg)
+    with torch.no_grad():  # spectral_norm divides it back: the layer still uses sigma 1
+        module.net.head.parametrizations.weight.original.mul_(3)
+    trainer.fit(module, datamodule=datamodule)
+    stats = next(c for c in trainer.callbacks if isinstance(c, LayerStats))
+    assert not [r.layer for r in stats.table if "parametrizations" in r.layer]
+    sigma = _by_path(_values(stats, "weight_sigma_max"))
+    assert sigma["net.head.weight"] == pytest.approx(1.0, rel=1e-3)
+    for stat in ("grad_norm", "grad_to_weight", "update_ratio"):
+        assert "net.head.weight" in _by_path(_values(stats, stat)), stat
+
+
+def test_zero_biases_give_no_ratio_at_step_0(make_cfg) -> None:
+    # kaiming_normal sets every bias to 0: a ratio over its norm would be 1e9 or more.
+    stats, _ = _fit(make_cfg, "stats.every_n_steps=1")
+    for stat in ("grad_to_weight", "update_ratio"):
+        for step, biases in ((0, 0), (1, 4)):  # after one update the biases are not 0
+            tags = _values(stats, stat, step)
+            assert sum(t.endswith(".weight") for t in tags) == 4, (stat, step)
+            assert sum(t.endswith(".bias") for t in tags) == biases, (stat, step)
+        assert max(_values(stats, stat, 0).values()) < 10, stat
+
+
+def test_tags_sort_by_depth_past_99_layers(make_cfg) -> None:
+    # 50 x (Linear, LayerNorm, ReLU) + head: 101 watched modules, LayerNorms not watched.
+    stats, module = _fit(
+        make_cfg,
+        "model.depth=50",
+        "model.width=8",
+        "model.norm=layernorm",
+        "trainer.limit_train_batches=1",
+    )
+    forward = [w.name for w in watched_modules(module)]  # an MLP runs in module order
+    layers = sorted(_values(stats, "act_std"))
+    assert [t.split(".", 1)[1] for t in layers] == forward
+    assert [depth(t) for t in layers] == list(range(len(forward)))
+    params = list(_values(stats, "grad_norm"))
+    assert sorted(params) == sorted(params, key=lambda t: (depth(t), t))
+    assert sorted(_by_path(_values(stats, "grad_norm"))) == sorted(
+        name for name, _ in module.named_parameters()
+    )
+    position = {t.split(".", 1)[1]: depth(t) for t in params}
+    assert position["net.head.weight"] == depth(layers[-1])
+    assert position["net.layers.49.1.weight"] == position["net.layers.49.0.weight"]  # its Linear's
+    assert position["net.layers.49.0.weight"] == forward.index("net.layers.49.0")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "least"),
+    [
+        ("every_n_steps", 0, 1),
+        ("images_every_n_steps", 0, 1),
+        ("hist_bins", 0, 1),
+        ("singular_values_every_n_steps", -1, 0),
+    ],
+)
+def test_bad_stats_settings_are_refused_by_name(key: str, value: int, least: int) -> None:
+    with pytest.raises(ValueError, match=rf"^stats\.{key} must be >= {least}, got {value}$"):
+        LayerStats(**{key: value})
+
+
+def test_zero_image_period_is_refused_through_the_config(make_cfg) -> None:
+    with pytest.raises(Exception, match=r"stats\.images_every_n_steps must be >= 1, got 0"):
+        build(make_cfg("stats=full", "stats.images_every_n_steps=0"))
+
+
+def test_colorful_dimension_puts_the_largest_values_at_the_top() -> None:
+    counts = torch.zeros(8, 3)
+    counts[-1] = 5.0  # every value in the last bin, the largest
+    image = colorful_dimension(counts)
+    assert image.shape == (1, 8, 3) and (image[0, 0] == 1).all() and (image[0, 1:] == 0).all()
