@@ -28,9 +28,10 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from callbacks import Divergence, DivergenceGuard
+from callbacks.hparams import experiment_summary, run_hparams, session_summaries
 from inits import apply_init
 from models import Classifier
 from resolvers import run_name  # importing it registers the resolvers the configs use
@@ -46,8 +47,6 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utiliti
 # Errors a user can cause by a config value: shown as their message alone (the others, bugs,
 # with their type and where to find the traceback).
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, MisconfigurationException)
-
-HPARAM_GROUPS = ("data", "model", "init", "optimizer", "scheduler", "trainer", "seed")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -77,15 +76,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.test and divergence is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             metrics.update(_scalars(trainer))
-        _log_hparams(trainer, cfg, metrics)
+        metrics.update(_final_scalars(trainer, divergence))
+        status = "finished" if divergence is None else "diverged"
         record.update(
-            status="finished" if divergence is None else "diverged",
+            status=status,
             metrics=metrics,
             epochs=trainer.current_epoch,
             steps=trainer.global_step,
+            hparams=run_hparams(cfg, record["choices"], status),
         )
         if divergence is not None:
             record["divergence"] = divergence.as_dict()
+        _log_hparams(trainer, record)
     except Exception as error:
         record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
         raise
@@ -177,14 +179,35 @@ def _planned_steps(trainer: L.Trainer) -> float:
     return math.inf if trainer.max_epochs in (None, -1) else trainer.max_epochs
 
 
-def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Put the resolved config and the final metrics in TensorBoard's HParams tab."""
-    params = {k: _plain(cfg[k]) for k in HPARAM_GROUPS if k in cfg}
+def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[str, float]:
+    """The HParams tab's extra metrics: the best validation accuracy (the checkpoint
+    callback's), and the step a diverged run stopped at."""
+    scalars = {}
+    best = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    if best is not None:
+        scalars["val/acc_best"] = float(best)
+    if divergence is not None:
+        scalars["diverged/step"] = float(divergence.step)
+    return scalars
+
+
+@rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
+def _log_hparams(trainer: L.Trainer, record: dict[str, Any]) -> None:
+    """The run's row of TensorBoard's HParams tab (``callbacks.hparams``): its values, status
+    and final metrics. A single run also declares the columns; a sweep declares them once for
+    all its runs, at its end."""
+    extra = {k: v for k, v in record["metrics"].items() if k in ("val/acc_best", "diverged/step")}
+    summaries = session_summaries(record["hparams"], record["status"])
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        summaries.append(experiment_summary([record["hparams"]]))
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=metrics, step=trainer.global_step)
+            for name, value in extra.items():
+                logger.experiment.add_scalar(name, value, trainer.global_step)
+            for summary in summaries:
+                logger.experiment._get_file_writer().add_summary(summary, trainer.global_step)
         else:
-            logger.log_hyperparams(params)
+            logger.log_hyperparams(record["hparams"])
         logger.save()
 
 
@@ -195,10 +218,6 @@ def _divergence(trainer: L.Trainer) -> Divergence | None:
 
 def _scalars(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _overrides() -> list[str]:

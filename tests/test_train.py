@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from train import train
 
@@ -39,7 +41,17 @@ def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
     hparams = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
     plugin = hparams.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(plugin)
-    assert b"init/_target_" in plugin["_hparams_/session_start_info"]
+    start = HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
+    values = start.session_start_info.hparams
+    assert values["init"].string_value == "xavier_uniform" and values["model"].string_value == "mlp"
+    assert (
+        values["init.mode"].string_value == "fan_avg"
+        and values["status"].string_value == "finished"
+    )
+    assert not any("_target_" in name or "dir" in name for name in values)
+    end = HParamsPluginData.FromString(plugin["_hparams_/session_end_info"])
+    assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
+    assert record["hparams"]["optimizer.lr"] == 0.05 and "val/acc_best" in record["metrics"]
 
 
 def test_failed_run_records_its_error(make_cfg, tmp_path: Path) -> None:
