@@ -111,10 +111,17 @@ def _cell(rows: list[dict[str, Any]], metric: str) -> str:
     return text + "".join(f", {sum(r['status'] == s for r in rows)} {s}" for s in bad)
 
 
+DETAIL = {
+    "incomplete": "metrics.json says running: killed or still running",
+    "missing": "no metrics.json: never started",
+}
+
+
 def _detail(row: dict[str, Any]) -> str:
     if row["status"] == "diverged":
-        return f"step {row['diverged_step']}, first non-finite: {row['diverged_layer']}"
-    return (row["error"] or "no metrics.json: killed or never started").replace("|", "/")
+        layer = row["diverged_layer"] or "none"
+        return f"step {row['diverged_step']}, first layer out of bounds: {layer}"
+    return (row["error"] or DETAIL.get(row["status"], row["status"])).replace("|", "/")
 
 
 def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]]:

@@ -88,9 +88,24 @@ def overrides_of(run: Run) -> dict[str, str]:
     return {key.lstrip("+"): value for key, value in pairs}
 
 
+# Keys that change how a run is carried out, not what it measures: a sweep continued with
+# resume=true, moved data or logs, or quieter output is the same experiment.
+TECHNICAL = (
+    "resume", "ckpt_path", "paths", "data.root", "hydra", "logger", "stats",
+    "callbacks.model_checkpoint", "callbacks.lr_monitor", "callbacks.progress_bar",
+    "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.enable_checkpointing", "trainer.log_every_n_steps",
+)  # fmt: skip
+
+
+def is_technical(key: str) -> bool:
+    """Whether an override key (``paths.log_dir``, ``hydra/launcher``) is in ``TECHNICAL``."""
+    return any(key == t or key.startswith((f"{t}.", f"{t}/")) for t in TECHNICAL)
+
+
 def varying_keys(runs: list[Run], ignore: tuple[str, ...] = ("seed", "init")) -> list[str]:
-    """The override keys whose values differ between runs, minus ``ignore``: the columns of
-    the summary table."""
+    """The override keys whose values differ between runs, minus ``ignore`` and the technical
+    keys: the columns of the summary table."""
     values: dict[str, set[str]] = {}
     for run in runs:
         for key, value in overrides_of(run).items():
@@ -98,7 +113,9 @@ def varying_keys(runs: list[Run], ignore: tuple[str, ...] = ("seed", "init")) ->
     for run in runs:  # a key set in some runs only also varies
         for key in values:
             values[key].add(overrides_of(run).get(key, ""))
-    return sorted(k for k, v in values.items() if len(v) > 1 and k not in ignore)
+    return sorted(
+        k for k, v in values.items() if len(v) > 1 and k not in ignore and not is_technical(k)
+    )
 
 
 def group_label(run: Run, keys: list[str]) -> str:

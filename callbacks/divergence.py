@@ -14,11 +14,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Divergence:
-    """Where a run diverged: the step, the first layer whose output (or parameter) is
-    non-finite, and the loss then."""
+    """Where a run diverged: the first bad step, the first watched layer whose output was out
+    of bounds at that step (None when none was, or it cannot be known), and the loss then."""
 
     step: int
-    layer: str
+    layer: str | None
     loss: float
 
     def as_dict(self) -> dict:
@@ -26,14 +26,24 @@ class Divergence:
 
 
 class DivergenceGuard(L.Callback):
-    """Watches the training loss for NaN/Inf or a value above ``max_loss``; once it happens it
-    finds the first watched layer whose output on that batch is non-finite (in forward order),
-    else the first non-finite parameter, logs it, and stops the run cleanly, so a sweep goes on.
-    ``train.py`` records it as status ``diverged`` in ``metrics.json``.
+    """Stops the run cleanly once the training loss is NaN/Inf or above ``max_loss``, so a
+    sweep goes on; ``train.py`` records status ``diverged`` in ``metrics.json``.
 
-    Each step's loss is copied into a small device buffer (one device op per step); the host
-    reads the buffer only every ``every_n_steps`` and at epoch end, so the training loop is not
-    synced per step and the reported step is still exact.
+    Each step's loss is copied into a small device buffer; the host reads it only every
+    ``every_n_steps`` steps and at epoch end (one sync), so no step waits for the host and
+    the reported step is still the first bad one. Under DDP every rank takes part in each
+    check: the first bad step over all ranks wins, and all ranks stop together (a rank that
+    stopped alone would leave the others waiting in the next all-reduce).
+
+    ``layer`` is exact: the guard keeps, for each unchecked step, a reference to its input
+    batch and an on-device copy of the model's parameters and buffers as they were before
+    that step's update (``every_n_steps`` copies of the model: memory, not time). On a bad
+    step it replays that step's forward pass (same modes, the run's precision) with those
+    weights on that batch and names the first watched module, in forward order, whose output
+    holds a NaN/Inf or a value above ``max_loss`` in absolute value; ``None`` when no output
+    did (the loss itself overflowed) or no hook ran (a ``torch.compile``'d forward). Models
+    with dropout would redraw their masks. The model's own weights and buffers (BatchNorm
+    statistics) are restored afterwards.
     """
 
     def __init__(self, max_loss: float = 1e4, every_n_steps: int = 10) -> None:
@@ -45,6 +55,24 @@ class DivergenceGuard(L.Callback):
         self.divergence: Divergence | None = None
         self._losses: Tensor | None = None  # the losses of the steps not checked yet
         self._steps: list[int] = []  # their step numbers
+        self._inputs: list[Tensor | None] = [None] * every_n_steps  # their input batches
+        self._snapshots: list[list[Tensor]] = []  # their weights before the update
+        self._state: list[Tensor] = []  # the module's parameters and buffers
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        if self.divergence is not None:
+            return
+        slot = len(self._steps)
+        if not self._state:
+            self._state = [*module.parameters(), *module.buffers()]
+        with torch.no_grad():
+            if slot == len(self._snapshots):
+                self._snapshots.append([t.detach().clone() for t in self._state])
+            else:
+                torch._foreach_copy_(self._snapshots[slot], self._state)  # one fused copy
+        self._inputs[slot] = batch[0]  # a reference, not a copy
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
@@ -57,42 +85,60 @@ class DivergenceGuard(L.Callback):
         self._losses[len(self._steps)] = loss
         self._steps.append(trainer.global_step - 1)  # the step whose update just ran
         if len(self._steps) == self.every_n_steps:
-            self._check(trainer, module, batch[0])
+            self._check(trainer, module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._check(trainer, module, None)
+        self._check(trainer, module)
 
-    def _check(self, trainer: L.Trainer, module: L.LightningModule, x: Tensor | None) -> None:
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._snapshots, self._inputs, self._state = [], [None] * self.every_n_steps, []
+
+    def _check(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Called at the same points on every rank (each runs as many steps)."""
         steps, self._steps = self._steps, []
         if not steps or self.divergence is not None:
             return
-        losses = self._losses[: len(steps)]
-        bad = (~torch.isfinite(losses) | (losses.abs() > self.max_loss)).tolist()  # one sync
-        if not any(bad):
+        n, world, rank = len(steps), trainer.world_size, trainer.global_rank
+        losses = self._losses[:n]
+        bad = ~torch.isfinite(losses) | (losses.abs() > self.max_loss)
+        first = torch.where(bad, torch.arange(n, device=bad.device), n).min()
+        # min over ranks of (first bad index, rank): the earliest bad step, and its lowest rank
+        key = trainer.strategy.all_gather(first * world + rank).min().item()  # the one sync
+        index, source = divmod(key, world)
+        if index == n:
             return
-        first = bad.index(True)
-        step, loss = steps[first], losses[first].item()
-        layer = (_first_non_finite(module, x) if x is not None else None) or _first_bad_param(
-            module
+        layer = self._replay(trainer, module, index)  # every rank: SyncBatchNorm communicates
+        loss, layer = trainer.strategy.broadcast((losses[index].item(), layer), src=source)
+        self.divergence = Divergence(steps[index], layer, loss)
+        log.warning(
+            "diverged at step %d: loss %s; first layer out of bounds: %s", steps[index], loss, layer
         )
-        self.divergence = Divergence(step, layer or "(every output finite)", loss)
-        log.warning("diverged at step %d: loss %s; first non-finite: %s", step, loss, layer)
         trainer.should_stop = True
 
+    @torch.no_grad()
+    def _replay(self, trainer: L.Trainer, module: L.LightningModule, index: int) -> str | None:
+        """The first out-of-bounds layer of step ``index``'s forward pass, redone exactly."""
+        current = [t.clone() for t in self._state]
+        torch._foreach_copy_(self._state, self._snapshots[index])
+        try:  # in the modules' training modes, as the step ran (checks run within training)
+            with trainer.precision_plugin.train_step_context():
+                return first_out_of_bounds(module, self._inputs[index], self.max_loss)
+        finally:
+            torch._foreach_copy_(self._state, current)
 
-@torch.no_grad()
-def _first_non_finite(module: nn.Module, x: Tensor) -> str | None:
-    """Run ``x`` through the model in its current state and name the first watched module
-    whose output is non-finite; if none, the first non-finite parameter."""
-    broken: list[str] = []
+
+def first_out_of_bounds(module: nn.Module, x: Tensor, bound: float) -> str | None:
+    """Run ``x`` through ``module`` and name the first watched module, in the order they ran,
+    whose output holds a NaN/Inf or a value above ``bound`` in absolute value."""
+    seen: list[tuple[str, Tensor]] = []
 
     def hook(name: str):
-        def check(_: nn.Module, __: tuple, output) -> None:
+        def record(_: nn.Module, __: tuple, output) -> None:
             out = output[0] if isinstance(output, tuple) else output
-            if not broken and not torch.isfinite(out).all():
-                broken.append(name)
+            if isinstance(out, Tensor) and out.numel():
+                seen.append((name, out.detach().abs().amax().float()))  # NaN propagates
 
-        return check
+        return record
 
     handles = [w.module.register_forward_hook(hook(w.name)) for w in watched_modules(module)]
     try:
@@ -100,8 +146,7 @@ def _first_non_finite(module: nn.Module, x: Tensor) -> str | None:
     finally:
         for handle in handles:
             handle.remove()
-    return broken[0] if broken else _first_bad_param(module)
-
-
-def _first_bad_param(module: nn.Module) -> str | None:
-    return next((n for n, p in module.named_parameters() if not torch.isfinite(p).all()), None)
+    if not seen:
+        return None
+    within = (torch.stack([v for _, v in seen]) <= bound).tolist()  # False for NaN too
+    return next((name for (name, _), ok in zip(seen, within) if not ok), None)

@@ -39,10 +39,31 @@ class RaiseFor(L.Callback):
 
 
 class SaveInitialWeights(L.Callback):
-    """Saves each rank's weights as training starts, to check that DDP ranks start equal."""
+    """Saves each rank's weights as its ``train.py`` built and initialized them, to check that
+    DDP ranks start equal: ``setup`` runs before the strategy wraps the model in DDP, whose
+    broadcast of rank 0's weights would hide a difference."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
-    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         torch.save(module.state_dict(), f"{self.folder}/weights_rank{trainer.global_rank}.pt")
+
+
+class BlowUpWeight(L.Callback):
+    """Multiplies one parameter by ``factor`` (``nan`` makes it NaN) just before step ``step``
+    (after the update of step ``step - 1``), on rank ``rank`` only if given: a divergence
+    injected at a known step, in a known layer, on a known rank."""
+
+    def __init__(self, step: int, param: str, factor: float, rank: int | None = None) -> None:
+        if step < 1:
+            raise ValueError(f"step must be >= 1 (it acts after step - 1), got {step}")
+        self.step, self.param, self.factor, self.rank = step, param, factor, rank
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if trainer.global_step != self.step or self.rank not in (None, trainer.global_rank):
+            return
+        with torch.no_grad():
+            module.get_parameter(self.param).mul_(self.factor)

@@ -9,9 +9,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from callbacks import DivergenceGuard, LayerStats
-from callbacks.figures import colorful_dimension
 from callbacks.statistics import activation_moments, activation_stats
-from callbacks.watched import depth, watched_modules
+from callbacks.watched import depth, stat_tag, watched_modules
 from models import LSTMClassifier
 from train import build
 
@@ -132,10 +131,10 @@ def test_events_hold_the_documented_tags(make_cfg, tmp_path: Path) -> None:
         "update_ratio",
         "weight_sigma_max",
     ):
-        assert any(t.startswith(stat + "/") for t in scalars), stat
-    assert "signal_propagation" in tags["images"]
-    assert any(t.startswith("colorful_dimension/") for t in tags["images"])
-    assert any(t.startswith("act_hist/") for t in tags["histograms"])
+        assert any(t.startswith(stat_tag(stat, "")) for t in scalars), stat
+    assert stat_tag("by_depth", "signal_propagation") in tags["images"]
+    assert any(t.startswith(stat_tag("colorful_dimension", "")) for t in tags["images"])
+    assert any(t.startswith(stat_tag("act_hist", "")) for t in tags["histograms"])
 
 
 def test_stats_off_adds_no_callback(make_cfg) -> None:
@@ -254,10 +253,3 @@ def test_bad_stats_settings_are_refused_by_name(key: str, value: int, least: int
 def test_zero_image_period_is_refused_through_the_config(make_cfg) -> None:
     with pytest.raises(Exception, match=r"stats\.images_every_n_steps must be >= 1, got 0"):
         build(make_cfg("stats=full", "stats.images_every_n_steps=0"))
-
-
-def test_colorful_dimension_puts_the_largest_values_at_the_top() -> None:
-    counts = torch.zeros(8, 3)
-    counts[-1] = 5.0  # every value in the last bin, the largest
-    image = colorful_dimension(counts)
-    assert image.shape == (1, 8, 3) and (image[0, 0] == 1).all() and (image[0, 1:] == 0).all()

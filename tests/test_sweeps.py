@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from benchmarks.report import write_report
+from benchmarks.sweep_runs import Run, varying_keys
 from resolvers import MAX_NAME, run_name, sweep_dir
 from tests.conftest import CONF_DIR, FAST_CLI
 
@@ -85,7 +86,23 @@ def test_report_lists_killed_and_missing_runs(sweep, tmp_path: Path) -> None:
     (folder / "never_started" / ".hydra").mkdir(parents=True)
     statuses = sorted(row["status"] for row in write_report(folder))
     assert statuses == ["diverged", "failed", "incomplete", "missing"]
-    assert "no metrics.json: killed or never started" in (folder / "summary.md").read_text()
+    summary = (folder / "summary.md").read_text()
+    assert "| incomplete | metrics.json says running: killed or still running |" in summary
+    assert "| missing | no metrics.json: never started |" in summary
+
+
+def test_technical_keys_do_not_split_the_report() -> None:
+    """A sweep continued with resume=true (or with moved logs) is the same experiment."""
+
+    def run(name: str, *overrides: str) -> Run:
+        return Run(Path(name), name, {"overrides": ["init=zeros", *overrides]})
+
+    runs = [
+        run("a", "model=mlp"),
+        run("b", "model=cnn", "resume=true", "paths.log_dir=/elsewhere", "hydra/launcher=joblib"),
+        run("c", "model=cnn", "+trainer.enable_progress_bar=false", "data.root=/data"),
+    ]
+    assert varying_keys(runs) == varying_keys(runs, ignore=()) == ["model"]
 
 
 def test_resume_skips_ended_runs_and_continues_the_rest(sweep, data_root, tmp_path: Path) -> None:
@@ -105,6 +122,7 @@ def test_resume_skips_ended_runs_and_continues_the_rest(sweep, data_root, tmp_pa
     resumed = _record(folder, rows["kaiming_normal"]["run"])
     assert resumed["status"] == "finished" and resumed["steps"] == before["steps"]
     assert "resume: continuing from" in (interrupted / "train.log").read_text()
+    assert "resume" not in (folder / "summary.md").read_text()  # one column, as before
 
 
 def test_sweep_dir_is_new_or_with_resume_the_latest(tmp_path: Path) -> None:
