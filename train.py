@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         record["seconds"] = round(time.perf_counter() - started, 2)
         _write(metrics_file, record)
     _report(record, output_dir)
-    return record
+    return _finite(record)  # what metrics.json holds
 
 
 def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -109,19 +109,19 @@ def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 
 @rank_zero_only  # one metrics.json per run, also under DDP
 def _write(path: Path, record: dict[str, Any]) -> None:
-    """Strict JSON: NaN and Inf (a diverged run's loss) are written as null, which ``jq`` and
-    every JSON parser read."""
+    path.write_text(json.dumps(_finite(record), indent=2, allow_nan=False) + "\n")
 
-    def finite(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: finite(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [finite(v) for v in value]
-        return value
 
-    path.write_text(json.dumps(finite(record), indent=2, allow_nan=False) + "\n")
+def _finite(value: Any) -> Any:
+    """Strict JSON: NaN and Inf (a diverged run's loss) become None, written as null, which
+    ``jq`` and every JSON parser read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def compose(*overrides: str, output_dir: str | Path | None = None) -> DictConfig:

@@ -5,8 +5,11 @@ on demand, from the runs' own files only:
 
     python -m benchmarks.report logs/multiruns/2026-11-25_12-00-00 [--threshold 0.9]
 
-``summary.csv`` (one row per run), ``summary.md`` (init x the other swept values, mean +- std
-over seeds, and every run that did not finish), ``loss_curves.png`` and ``signal_at_init.png``.
+``summary.csv`` (one row per run), ``cells.csv`` (one row per init and setting: n, mean, 95 %
+t interval, rank, Welch's test against the setting's best), ``summary.md`` (the table of cells,
+the ranking and tests in words, every run that did not finish), ``loss_curves.png`` and
+``signal_at_init.png``; in TensorBoard, the sweep's HParams experiment and seed aggregates
+(``benchmarks.sweep_tensorboard``).
 """
 
 import argparse
@@ -15,14 +18,15 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from statistics import fmean, stdev
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from benchmarks.report_plots import plot_loss_curves, plot_signal_at_init
+from benchmarks.significance import ALPHA, compare_to_best, rank, t_interval
 from benchmarks.sweep_runs import Run, group_label, load_runs, varying_keys
+from benchmarks.sweep_tensorboard import write_sweep_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,10 @@ COLUMNS = [
     "error", "seconds", "overrides",
 ]  # fmt: skip
 NOT_FINISHED = ("diverged", "failed", "incomplete", "missing")
+CELL_COLUMNS = [
+    "setting", "init", "rank", "n", "mean", "ci_low", "ci_high", "diff_to_best", "p_welch",
+    "p_holm", "significant", *NOT_FINISHED,
+]  # fmt: skip
 
 
 def summary_row(run: Run, threshold: float) -> dict[str, Any]:
@@ -60,22 +68,63 @@ def summary_row(run: Run, threshold: float) -> dict[str, Any]:
     }
 
 
-def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> str:
-    """The init x setting table (mean +- std over seeds) and the list of unfinished runs."""
-    metric = "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
+def cells(runs: list[Run], rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict]]]:
+    """setting -> init -> its runs' rows: a cell is one init in one setting, over seeds."""
     keys = varying_keys(runs)
-    labels = [group_label(run, keys) for run in runs]
-    columns = list(dict.fromkeys(labels))
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for label, row in zip(labels, rows):
-        cells.setdefault((row["init"], label), []).append(row)
+    table: dict[str, dict[str, list[dict]]] = {}
+    for run, row in zip(runs, rows):
+        table.setdefault(group_label(run, keys), {}).setdefault(row["init"], []).append(row)
+    return table
+
+
+def _values(rows: list[dict[str, Any]], metric: str) -> list[float]:
+    """The metric in % of the cell's finished runs (a diverged run has no final accuracy)."""
+    return [100 * r[metric] for r in rows if r["status"] == "finished" and r[metric] is not None]
+
+
+def cell_rows(table: dict[str, dict[str, list[dict]]], metric: str) -> list[dict[str, Any]]:
+    """One row per cell: n, mean, 95 % t interval, rank in its setting, the difference to the
+    setting's best and Welch's p-value against it (Holm-adjusted), the unfinished runs."""
+    out = []
+    for setting, by_init in table.items():
+        values = {init: _values(rows, metric) for init, rows in by_init.items()}
+        tests = {c.init: c for c in compare_to_best(values)}
+        for position, init in enumerate(rank(values), start=1):
+            interval, test = t_interval(values[init]), tests.get(init)
+            statuses = Counter(r["status"] for r in by_init[init])
+            out.append(
+                {
+                    "setting": setting,
+                    "init": init,
+                    "rank": position,
+                    "n": interval.n,
+                    "mean": interval.mean,
+                    "ci_low": interval.low,
+                    "ci_high": interval.high,
+                    "diff_to_best": test.difference if test else 0.0 if interval.n else None,
+                    "p_welch": test.p if test else None,
+                    "p_holm": test.p_holm if test else None,
+                    "significant": test.significant if test else None,
+                    **{s: statuses.get(s, 0) for s in NOT_FINISHED},
+                }  # fmt: skip
+            )
+    return out
+
+
+def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> str:
+    """The init x setting table (mean and 95 % interval over seeds), the ranking and tests per
+    setting, and the list of unfinished runs."""
+    metric = "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
+    table = cells(runs, rows)
+    columns = list(table)
     lines = [
         f"# Sweep summary: {sweep_dir.name}",
         "",
         f"{len(rows)} runs: "
         + ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in rows).items()),
         "",
-        f"{metric.replace('_', ' ')} in %, mean ± std over seeds (n = runs per cell).",
+        f"{metric.replace('_', ' ')} in %: mean [95 % confidence interval, Student t] over "
+        "seeds (n = finished runs per cell).",
         "",
         "| init | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -83,9 +132,10 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
     for init in dict.fromkeys(row["init"] for row in rows):
         lines.append(
             f"| {init} | "
-            + " | ".join(_cell(cells.get((init, c), []), metric) for c in columns)
+            + " | ".join(_cell(table[c].get(init, []), metric) for c in columns)
             + " |"
         )
+    lines += _ranking(table, metric)
     names = [group_label(run, varying_keys(runs, ignore=())) for run in runs]
     unfinished = [(n, r) for n, r in zip(names, rows) if r["status"] in NOT_FINISHED]
     if unfinished:
@@ -101,12 +151,39 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
     return "\n".join(lines) + "\n"
 
 
+def _ranking(table: dict[str, dict[str, list[dict]]], metric: str) -> list[str]:
+    """Per setting: inits best first, each compared with the best in words."""
+    lines = [
+        "",
+        "## Ranking and tests",
+        "",
+        "Per setting, inits by mean, best first; each compared with the best by Welch's t-test "
+        f"(two-sided), p-values Holm-corrected over the setting's comparisons, alpha = {ALPHA}.",
+    ]
+    for setting, by_init in table.items():
+        values = {init: _values(rows, metric) for init, rows in by_init.items()}
+        tests = {c.init: c for c in compare_to_best(values)}
+        lines += ["", f"**{setting}**", ""]
+        for position, init in enumerate(rank(values), start=1):
+            if init in tests:
+                lines.append(f"{position}. {tests[init].sentence(setting)}")
+            elif values[init]:
+                lines.append(f"{position}. {init}: best, {_interval(values[init])}")
+            else:
+                lines.append(f"{position}. {init}: no finished run")
+    return lines
+
+
+def _interval(values: list[float]) -> str:
+    interval = t_interval(values)
+    if interval.n < 2:
+        return f"{interval.mean:.2f} (n={interval.n})"
+    return f"{interval.mean:.2f} [{interval.low:.2f}, {interval.high:.2f}] (n={interval.n})"
+
+
 def _cell(rows: list[dict[str, Any]], metric: str) -> str:
-    values = [100 * r[metric] for r in rows if r["status"] == "finished" and r[metric] is not None]
-    text = "–"
-    if values:
-        spread = f" ± {stdev(values):.2f}" if len(values) > 1 else ""
-        text = f"{fmean(values):.2f}{spread} (n={len(values)})"
+    values = _values(rows, metric)
+    text = _interval(values) if values else "–"
     bad = [s for s in NOT_FINISHED if any(r["status"] == s for r in rows)]
     return text + "".join(f", {sum(r['status'] == s for r in rows)} {s}" for s in bad)
 
@@ -132,7 +209,14 @@ def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    metric = "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
+    by_cell = cell_rows(cells(runs, rows), metric)
+    with (sweep_dir / "cells.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, CELL_COLUMNS)
+        writer.writeheader()
+        writer.writerows(by_cell)
     (sweep_dir / "summary.md").write_text(markdown(runs, rows, sweep_dir))
+    write_sweep_tensorboard(runs, sweep_dir)
     keys = varying_keys(runs, ignore=("seed", "init"))
     plot_loss_curves(runs, keys, sweep_dir / "loss_curves.png")
     plot_signal_at_init(runs, keys, sweep_dir / "signal_at_init.png")
@@ -154,6 +238,7 @@ class SweepReport(Callback):
             sweep_dir / "summary.md",
             (sweep_dir / "summary.md").read_text(),
         )
+        log.info("compare the runs: tensorboard --logdir %s", sweep_dir.resolve())
         failed = sum(r["status"] in ("failed", "incomplete", "missing") for r in rows)
         if failed:
             log.error("%d of %d runs failed; see %s", failed, len(rows), sweep_dir / "summary.md")

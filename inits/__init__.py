@@ -1,9 +1,10 @@
 """Init strategies (model level) and per-tensor samplers (the ``torch.nn.init`` contract)."""
 
+from inits.buffers import buffers_restored
 from inits.constant import Constant
 from inits.default import Default
 from inits.fixup import Fixup
-from inits.gains import activation_gain
+from inits.gains import activation_gain, model_gain
 from inits.lsuv import LSUV, LayerReport
 from inits.orthogonal import DeltaOrthogonal, Orthogonal
 from inits.random import Normal, Uniform
@@ -30,8 +31,10 @@ __all__ = [
     "WeightTarget",
     "activation_gain",
     "apply_init",
+    "buffers_restored",
     "delta_orthogonal_",
     "fans",
+    "model_gain",
     "spectral_",
     "variance_scaling_",
     "weight_targets",

@@ -13,6 +13,8 @@ class Constant(InitStrategy):
     identical forever and, behind ReLU, receive no gradient at all (Goodfellow et al. 2016,
     sec. 8.4: initialization must "break symmetry")."""
 
+    fixed_gain_reason = "not used: the value is absolute"
+
     def __init__(self, value: float = 0.0, **shared: Any) -> None:
         super().__init__(**shared)
         self.value = value

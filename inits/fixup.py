@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from inits.strategy import NotApplicable
+from inits.targets import NORMS, NotApplicable
 from inits.variance_scaling import VarianceScaling
 
 
@@ -16,7 +16,8 @@ class Fixup(VarianceScaling):
     3. each branch gets scalar biases (0) and a multiplier (1), added by the block's own
        ``add_fixup_scalars()``.
 
-    It applies to models whose blocks offer ``branch_layers()`` and ``add_fixup_scalars()``.
+    It applies to normalization-free models whose blocks offer ``branch_layers()`` and
+    ``add_fixup_scalars()``: with a norm after each conv the branch scaling would be undone.
     """
 
     @torch.no_grad()
@@ -25,7 +26,13 @@ class Fixup(VarianceScaling):
         if not blocks:
             raise NotApplicable(
                 f"fixup needs residual blocks (modules with branch_layers()); "
-                f"{type(model).__name__} has none: use it with model=resnet"
+                f"{type(model).__name__} has none: use it with model=resnet model.norm=none"
+            )
+        norms = sorted({type(m).__name__ for m in model.modules() if isinstance(m, NORMS)})
+        if norms:
+            raise NotApplicable(
+                f"fixup is for normalization-free residual nets: use model.norm=none "
+                f"(this {type(model).__name__} has {', '.join(norms)})"
             )
         super().__call__(model, batch)
         for block in blocks:

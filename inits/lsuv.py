@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from inits.buffers import buffers_restored
 from inits.strategy import InitStrategy
 from inits.targets import RECURRENT, WeightTarget, weight_targets
 
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LayerReport:
-    """Where LSUV left one weight: the output variance it reached, after how many rescalings."""
+    """Where LSUV left one weight: the output mean and variance it reached, after how many
+    rescalings."""
 
     name: str
+    mean: float
     variance: float
     iterations: int
 
@@ -30,22 +33,32 @@ class LSUV(InitStrategy):
     ``W <- W / sqrt(Var(output))`` until ``|Var - 1| < tolerance`` or ``max_iters`` rescalings,
     else it fails naming the layer.
 
+    ``center=True`` is the fastai variant (course part 2, 2019 notebook ``07a_lsuv``, 2022
+    notebook ``11_initializing``: ``m.bias -= mean; m.weight /= std`` until ``|mean| < 1e-3``
+    and ``|std - 1| < 1e-3``): each Linear/Conv output is also centred through the layer's bias,
+    here as ``b <- (b - mean) / std, W <- W / std``, i.e. output ``(y - mean) / std``, until
+    ``|mean| < tolerance`` too (use ``tolerance=1e-3`` to compare with fastai). LSTM gates are
+    only rescaled: their bias is the gate's, which ``forget_bias`` sets.
+
     A layer's output is its pre-activation (Linear/Conv output, before any norm). For an LSTM it
     is each gate's contribution, ``W_ih[gate] x_t`` or ``W_hh[gate] h_(t-1)``, measured per layer
-    on the sequences the layer really sees. ``report`` holds the per-layer result.
+    on the sequences the layer really sees. Weights that ``zero_init_residual`` zeroed stay zero.
+    The forward passes run in training mode; BatchNorm statistics are restored afterwards.
+    ``report`` holds the per-layer result.
     """
 
-    def __init__(self, tolerance: float = 0.1, max_iters: int = 10, **shared: Any) -> None:
+    fixed_gain_reason = "the rescaling sets the scale"
+
+    def __init__(
+        self, tolerance: float = 0.1, max_iters: int = 10, center: bool = False, **shared: Any
+    ) -> None:
         if tolerance <= 0 or max_iters < 1:
             raise ValueError(
                 f"lsuv needs tolerance > 0 and max_iters >= 1, got {tolerance}, {max_iters}"
             )
         super().__init__(**shared)
-        self.tolerance, self.max_iters = tolerance, max_iters
+        self.tolerance, self.max_iters, self.center = tolerance, max_iters, center
         self.report: list[LayerReport] = []
-
-    def resolve_gain(self, model: nn.Module) -> float:
-        return 1.0 if self.gain is None else self.gain  # the rescaling sets the scale
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
         nn.init.orthogonal_(target.tensor, gain)
@@ -56,28 +69,51 @@ class LSUV(InitStrategy):
             raise ValueError("lsuv needs a batch of training data to measure variances")
         super().__call__(model, batch)
         self.report = []
-        for _, group in groupby(weight_targets(model), key=_coupled):
-            self.report += self._rescale(model, batch, list(group))
+        with buffers_restored(model):
+            for _, group in groupby(weight_targets(model), key=_coupled):
+                group = list(group)
+                if not any(t.tensor.any() for t in group):  # zero_init_residual's: kept zero
+                    log.info("LSUV %-40s kept at zero (zero_init_residual)", group[0].name)
+                    continue
+                self.report += self._rescale(model, batch, group)
         for r in self.report:
-            log.info("LSUV %-40s variance %.4f, %d rescalings", r.name, r.variance, r.iterations)
+            log.info(
+                "LSUV %-40s mean %.4f variance %.4f, %d rescalings",
+                r.name,
+                r.mean,
+                r.variance,
+                r.iterations,
+            )
         return model
+
+    def _centres(self, target: WeightTarget) -> bool:
+        bias = getattr(target.module, "bias", None)
+        return self.center and not isinstance(target.module, RECURRENT) and bias is not None
 
     def _rescale(
         self, model: nn.Module, batch: Tensor, group: list[WeightTarget]
     ) -> list[LayerReport]:
-        """Rescale the weights of ``group`` together until each is within tolerance."""
+        """Rescale (and centre) the weights of ``group`` together until each is within
+        tolerance."""
         for iteration in range(self.max_iters + 1):
-            variances = [_output_variance(model, batch, t) for t in group]
-            if all(abs(v - 1.0) < self.tolerance for v in variances):
-                return [LayerReport(t.name, v, iteration) for t, v in zip(group, variances)]
-            if not all(v > 0 for v in variances) or iteration == self.max_iters:
+            moments = [_output_moments(model, batch, t) for t in group]
+            if all(
+                abs(v - 1.0) < self.tolerance and (abs(m) < self.tolerance or not self._centres(t))
+                for t, (m, v) in zip(group, moments)
+            ):
+                return [LayerReport(t.name, m, v, iteration) for t, (m, v) in zip(group, moments)]
+            if not all(v > 0 for _, v in moments) or iteration == self.max_iters:
                 break
-            for target, variance in zip(group, variances):
-                target.tensor.div_(variance**0.5)
-        worst, variance = max(zip(group, variances), key=lambda tv: abs(tv[1] - 1.0))
+            for target, (mean, variance) in zip(group, moments):
+                std = variance**0.5
+                if self._centres(target):
+                    target.module.bias.sub_(mean).div_(std)
+                target.tensor.div_(std)
+        worst, (mean, variance) = max(zip(group, moments), key=lambda tm: abs(tm[1][1] - 1.0))
         raise RuntimeError(
-            f"LSUV: '{worst.name}' cannot reach unit output variance: {variance:.4g} after "
-            f"{iteration} rescalings (tolerance {self.tolerance}, max_iters {self.max_iters})"
+            f"LSUV: '{worst.name}' cannot reach unit output variance: {variance:.4g} (mean "
+            f"{mean:.3g}) after {iteration} rescalings (tolerance {self.tolerance}, max_iters "
+            f"{self.max_iters})"
             + (" - its output is constant on this batch (dead units?)" if not variance > 0 else "")
         )
 
@@ -88,14 +124,17 @@ def _coupled(target: WeightTarget) -> tuple:
     return (id(target.module), target.layer) if target.recurrent else (target.name,)
 
 
-def _output_variance(model: nn.Module, batch: Tensor, target: WeightTarget) -> float:
+def _output_moments(model: nn.Module, batch: Tensor, target: WeightTarget) -> tuple[float, float]:
+    """(mean, variance) of the output of ``target`` on ``batch``."""
     with _capture(target.module) as seen:
         model(batch)
-    if not isinstance(target.module, RECURRENT):
-        return seen["output"].float().var().item()
-    inputs, hiddens = _lstm_layer_sequences(target.module, seen["input"])[target.layer]
-    source = hiddens[:, :-1] if target.recurrent else inputs  # h_(t-1) feeds step t
-    return (source @ target.tensor.T).float().var().item()
+    if isinstance(target.module, RECURRENT):
+        inputs, hiddens = _lstm_layer_sequences(target.module, seen["input"])[target.layer]
+        source = hiddens[:, :-1] if target.recurrent else inputs  # h_(t-1) feeds step t
+        output = (source @ target.tensor.T).float()
+    else:
+        output = seen["output"].float()
+    return output.mean().item(), output.var().item()
 
 
 @contextmanager
@@ -104,7 +143,8 @@ def _capture(module: nn.Module):
 
     def hook(_: nn.Module, args: tuple, output: Tensor | tuple) -> None:
         seen["input"] = args[0]
-        seen["output"] = output[0] if isinstance(output, tuple) else output
+        output = output[0] if isinstance(output, tuple) else output
+        seen["output"] = output.clone()  # a following ReLU(inplace=True) would overwrite it
 
     handle = module.register_forward_hook(hook)
     try:

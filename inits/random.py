@@ -13,6 +13,8 @@ class Normal(InitStrategy):
     is the classic "small random numbers"), too large explodes or saturates (Glorot & Bengio
     2010, sec. 4.2; the fastai lesson "Why you need a good init")."""
 
+    fixed_gain_reason = "not used: std is absolute"
+
     def __init__(self, std: float = 0.01, mean: float = 0.0, **shared: Any) -> None:
         if std < 0:
             raise ValueError(f"init.std must be >= 0, got {std}")
@@ -25,6 +27,8 @@ class Normal(InitStrategy):
 
 class Uniform(InitStrategy):
     """Every weight ~ U(low, high), whatever its fan."""
+
+    fixed_gain_reason = "not used: the bounds are absolute"
 
     def __init__(self, low: float = -0.05, high: float = 0.05, **shared: Any) -> None:
         if low > high:

@@ -17,6 +17,11 @@ NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNor
 LSTM_GATES = ("input", "forget", "cell", "output")  # PyTorch's order of the stacked blocks
 
 
+class NotApplicable(TypeError):
+    """A strategy cannot initialize this kind of layer or model (e.g. delta_orthogonal on a
+    Linear, fixup on a normalized net)."""
+
+
 @dataclass(frozen=True)
 class WeightTarget:
     """One tensor for a strategy to initialize in place.
@@ -101,6 +106,20 @@ def _reset_lstm_biases(lstm: nn.Module, bias: float | None, forget_bias: float |
             param.fill_(bias)
         if forget_bias is not None:
             param[forget] = forget_bias if pname.startswith("bias_ih") else 0.0
+
+
+@torch.no_grad()
+def zero_residual_branches(model: nn.Module) -> None:
+    """Zero the last layer of every residual branch through the block's own ``zero_init_last()``
+    (Goyal et al. 2017), so every block starts as the identity."""
+    blocks = [m for m in model.modules() if hasattr(m, "zero_init_last")]
+    if not blocks:
+        raise NotApplicable(
+            f"zero_init_residual: {type(model).__name__} has no residual blocks "
+            f"(modules with zero_init_last()); use it with model=resnet"
+        )
+    for block in blocks:
+        block.zero_init_last()
 
 
 def _join(prefix: str, name: str) -> str:

@@ -2,14 +2,22 @@
 
 from torch import nn
 
+
+class LinearActivation(nn.Identity):
+    """``activation='linear'``: the identity, marked (as ``nn.RNN`` marks its own) so that inits
+    read gain 1 from it; a bare ``nn.Identity`` also stands in for ``norm='none'``."""
+
+    nonlinearity = "linear"
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
     "selu": nn.SELU,
-    "leaky_relu": nn.LeakyReLU,  # slope 0.01, the default that inits' gains assume too
-    "linear": nn.Identity,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01; inits read the slope from the module
+    "linear": LinearActivation,
 }
 NORMS = ("none", "layernorm", "batchnorm")
 

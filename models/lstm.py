@@ -46,7 +46,7 @@ class LSTMClassifier(nn.Module):
 
     ``norm='none'`` uses ``nn.LSTM`` (cuDNN on a GPU); ``norm='layernorm'`` uses
     ``LayerNormLSTMCell`` layers. The cell's nonlinearity is tanh by definition, so ``activation``
-    accepts only ``'tanh'``; it is stated so inits derive the gain the same way for every model.
+    accepts only ``'tanh'`` (inits read tanh's gain from the LSTM modules themselves).
     """
 
     def __init__(
@@ -66,7 +66,6 @@ class LSTMClassifier(nn.Module):
                 "model.hidden_size and model.num_layers must be >= 1, "
                 f"got {hidden_size}, {num_layers}"
             )
-        self.activation = activation
         channels, _, width = input_shape
         features = channels * width
         if norm == "layernorm":

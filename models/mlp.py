@@ -26,7 +26,6 @@ class MLP(nn.Module):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"model.depth and model.width must be >= 1, got {depth}, {width}")
-        self.activation = activation
         sizes = [math.prod(input_shape)] + [width] * depth
         self.layers = nn.ModuleList(
             nn.Sequential(nn.Linear(a, b), feature_norm(norm, b), activation_layer(activation))

@@ -50,9 +50,12 @@ class BasicBlock(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the last layer of the branch so the block starts as the identity (Goyal et al.
-        2017): the last norm's scale when there is one, else the last conv's weight."""
+        2017): the last norm's scale when there is one, else the last conv's weight; its bias
+        too, which PyTorch's default (``init=default``) leaves nonzero."""
         last = self.conv2 if isinstance(self.norm2, nn.Identity) else self.norm2
         nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
 
     def shortcut(self, x: Tensor) -> Tensor:
         if self.stride > 1:
@@ -89,7 +92,6 @@ class ResNet(nn.Module):
             raise ValueError(
                 f"model.depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56...), got {depth}"
             )
-        self.activation = activation
         blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
             nn.Conv2d(input_shape[0], width, 3, padding=1),

@@ -1,10 +1,12 @@
 """Every strategy of the catalog on every layer type, checked against its formula."""
 
 import math
+import re
 from functools import partial
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from torch import nn
 
 from inits import (
@@ -21,8 +23,9 @@ from inits import (
     apply_init,
     weight_targets,
 )
-from inits.lsuv import _output_variance
+from inits.lsuv import _output_moments
 from models import CNN, MLP, LSTMClassifier, ResNet
+from tests.conftest import CONF_DIR
 from tests.helpers import scaled_orthogonal
 from train import train
 
@@ -111,7 +114,7 @@ def test_lsuv_reaches_unit_variance_on_every_layer(model: nn.Module) -> None:
     targets = list(weight_targets(model))
     assert [r.name for r in strategy.report] == [t.name for t in targets]
     for target in targets:  # measured again, after every layer is done
-        assert abs(_output_variance(model, batch, target) - 1) < 0.05, target.name
+        assert abs(_output_moments(model, batch, target)[1] - 1) < 0.05, target.name
 
 
 def test_lsuv_says_which_layer_cannot_reach_the_target() -> None:
@@ -215,3 +218,59 @@ def test_custom_callable_gets_the_batch_only_if_it_takes_one() -> None:
     seen = []
     apply_init(lambda m, batch: seen.append(batch.shape), model, torch.randn(4, 1, 8, 8))
     assert seen == [(4, 1, 8, 8)]
+
+
+def test_custom_callable_gets_the_batch_by_keyword_only() -> None:
+    model, batch = MLP((1, 8, 8), 10, width=32), torch.randn(4, 1, 8, 8)
+    seen: dict[str, object] = {}
+
+    def my_init(model: nn.Module, scale: float = 0.5) -> None:
+        seen["scale"] = scale
+
+    apply_init(my_init, model, batch)
+    assert seen["scale"] == 0.5  # not the batch
+    apply_init(lambda m, **kwargs: seen.update(kwargs), model, batch)
+    assert seen["batch"] is batch
+
+
+INIT_FILES = sorted(p.stem for p in (CONF_DIR / "init").glob("*.yaml"))
+# The two combinations that cannot hold: each is refused by name, before training.
+REFUSED = {
+    ("fixup", "batchnorm"): "fixup is for normalization-free residual nets: use model.norm=none",
+    ("spectral init.parametrize=true", "none"): "cannot keep 'blocks.0.conv2.weight' at zero",
+}
+
+
+@pytest.mark.parametrize("norm", ["none", "batchnorm"])
+@pytest.mark.parametrize("init", [*INIT_FILES, "spectral init.parametrize=true"])
+def test_zero_init_residual_with_every_strategy(make_cfg, init: str, norm: str) -> None:
+    name, *extra = init.split()
+    strategy = instantiate(make_cfg(f"init={name}", "++init.zero_init_residual=true", *extra).init)
+    model, batch = ResNet((1, 28, 28), 10, depth=8, norm=norm), torch.randn(32, 1, 28, 28)
+    if (init, norm) in REFUSED:
+        with pytest.raises(NotApplicable, match=re.escape(REFUSED[init, norm])):
+            apply_init(strategy, model, batch)
+        return
+    apply_init(strategy, model, batch)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    x = model.stem(batch)
+    for block in model.blocks:  # each block starts as the identity (its shortcut)
+        y = block(x)
+        torch.testing.assert_close(y, nn.functional.relu(block.shortcut(x)))
+        x = y
+
+
+def test_fixup_refuses_a_resnet_with_normalization() -> None:
+    with pytest.raises(NotApplicable, match=r"use model.norm=none \(this ResNet has BatchNorm2d\)"):
+        Fixup()(ResNet((1, 28, 28), 10, depth=8, norm="batchnorm"))
+
+
+def test_a_strategy_that_applies_to_no_layer_stops_unless_asked() -> None:
+    model = LSTMClassifier((1, 28, 28), 10)
+    with pytest.raises(
+        NotApplicable, match="DeltaOrthogonal applies to no layer of LSTMClassifier.*fallback_only"
+    ):
+        DeltaOrthogonal(fallback=Orthogonal())(model)
+    DeltaOrthogonal(fallback=Orthogonal(gain=1.0), fallback_only=True)(model)  # asked for
+    w = model.head.weight
+    torch.testing.assert_close(w @ w.T, torch.eye(10), atol=1e-4, rtol=0)

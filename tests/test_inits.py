@@ -1,12 +1,21 @@
 """The variance-scaling family matches its formulas and torch.nn.init, with per-layer rules."""
 
+import logging
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from inits import Default, VarianceScaling, activation_gain, fans, variance_scaling_, weight_targets
+from inits import (
+    Default,
+    Normal,
+    VarianceScaling,
+    activation_gain,
+    fans,
+    variance_scaling_,
+    weight_targets,
+)
 from models import CNN, MLP, LSTMClassifier, ResNet
 
 SHAPES = {"linear": (256, 384), "conv": (64, 32, 3, 3)}
@@ -133,3 +142,69 @@ def test_unknown_layer_is_named() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.Embedding(10, 4))
     with pytest.raises(TypeError, match="layer '1' \\(Embedding\\).*supported layers: Linear"):
         VarianceScaling()(model)
+
+
+def _user_net(*activations: nn.Module) -> nn.Sequential:
+    """A user's own model (``model._target_=mypkg.MyNet``): no ``activation`` attribute."""
+    layers: list[nn.Module] = [nn.Linear(1024, 1024)]
+    for activation in activations:
+        layers += [activation, nn.Linear(1024, 1024)]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize(
+    ("activation", "gain", "label"),
+    [
+        (nn.ReLU(), math.sqrt(2), "ReLU"),
+        (nn.LeakyReLU(0.2), math.sqrt(2 / (1 + 0.2**2)), "LeakyReLU(0.2)"),
+        (nn.Tanh(), 5 / 3, "Tanh"),
+        (nn.GELU(), 1 / math.sqrt(0.42522), "GELU"),
+    ],
+)
+def test_gain_comes_from_the_activation_modules(activation, gain, label, caplog) -> None:
+    model = _user_net(activation, activation)
+    with caplog.at_level(logging.INFO):
+        VarianceScaling()(model)
+    assert model[2].weight.std().item() == pytest.approx(gain / 32, rel=0.02)
+    assert f"gain {gain:.4g} ({label})" in caplog.text
+
+
+def test_mixed_activations_need_an_explicit_gain() -> None:
+    model = _user_net(nn.ReLU(), nn.Tanh())
+    with pytest.raises(ValueError, match=r"mixed activations \(ReLU, Tanh\).*init.gain="):
+        VarianceScaling()(model)
+    VarianceScaling(gain=1.3)(model)
+    assert model[2].weight.std().item() == pytest.approx(1.3 / 32, rel=0.02)
+    Normal(std=0.1)(model)  # a fixed-scale strategy has no gain to derive
+
+
+def test_unknown_activation_module_needs_an_explicit_gain() -> None:
+    with pytest.raises(ValueError, match="no gain is known for SiLU.*init.gain="):
+        VarianceScaling()(_user_net(nn.SiLU()))
+
+
+def test_no_activation_module_warns_and_says_the_gain(caplog) -> None:
+    class Functional(nn.Module):  # relu as a function: nothing for the init to see
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(1024, 1024), nn.Linear(1024, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(nn.functional.relu(self.fc1(x)))
+
+    model = Functional()
+    with caplog.at_level(logging.INFO):
+        VarianceScaling()(model)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("no activation module" in w and "gain 1 (linear)" in w for w in warnings)
+    assert model.fc1.weight.std().item() == pytest.approx(1 / 32, rel=0.02)
+
+
+def test_models_state_their_activation_through_their_modules(caplog) -> None:
+    for model in (MLP((1, 8, 8), 10, activation="linear"), CNN((1, 8, 8), 10, channels=(4,))):
+        assert not hasattr(model, "activation")  # the gain cannot come from a bare attribute
+    with caplog.at_level(logging.INFO):
+        VarianceScaling()(MLP((1, 8, 8), 10, activation="linear", norm="layernorm"))
+        VarianceScaling()(LSTMClassifier((1, 8, 8), 10))
+    assert "gain 1 (linear)" in caplog.text and "gain 1.667 (LSTM)" in caplog.text
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)

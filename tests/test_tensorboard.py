@@ -1,0 +1,120 @@
+"""A real sweep, served by the real TensorBoard, read through its HTTP data API: what a user's
+browser gets (run names, the HParams experiment and rows, tags, seed aggregates)."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF_DIR, FAST_CLI
+
+ROOT = CONF_DIR.parent
+SWEEP = ["init=kaiming_normal,xavier_normal", "seed=0,1", "model.depth=2", "model.width=16"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
+    """A 2 inits x 2 seeds sweep (one run made to fail), then ``tensorboard`` on its folder."""
+    logs = tmp_path_factory.mktemp("logs")
+    inject = [
+        "+callbacks.inject._target_=tests.helpers.RaiseFor",
+        "+callbacks.inject.when=xavier_normal-1",
+        "+callbacks.inject.run=${hydra:runtime.choices.init}-${seed}",
+    ]
+    command = [sys.executable, "train.py", "-m", *SWEEP, *FAST_CLI, *inject]
+    command += [f"data.root={data_root}", f"paths.log_dir={logs}", "trainer.log_every_n_steps=1"]
+    sweep = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 1, sweep.stderr[-3000:]  # the injected failure
+    (folder,) = (logs / "multiruns").iterdir()
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1"]
+        + [f"--port={port}", "--load_fast=false", "--reload_interval=1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the server is up and has read every run
+            try:
+                if len(_get(url, "/data/runs")) >= 7:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        yield url, sweep.stdout + sweep.stderr, folder
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _get(url: str, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url + path, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_runs_are_named_by_what_the_sweep_varies(server) -> None:
+    url, output, folder = server
+    runs = set(_get(url, "/data/runs"))
+    singles = {f"init={i},seed={s}" for i in ("kaiming_normal", "xavier_normal") for s in (0, 1)}
+    assert singles <= runs
+    assert {"mean/init=kaiming_normal"} <= runs  # xavier has one finished seed: no aggregate
+    assert f"tensorboard --logdir {folder.resolve()}" in output
+
+
+def test_hparams_tell_the_inits_apart(server) -> None:
+    url, _, _ = server
+    experiment = _get(url, "/data/plugin/hparams/experiment", {"experimentName": ""})
+    columns = {info["name"]: info for info in experiment["hparamInfos"]}
+    assert set(columns["init"]["domainDiscrete"]) == {"kaiming_normal", "xavier_normal"}
+    assert set(columns["init.mode"]["domainDiscrete"]) == {"fan_in", "fan_avg"}
+    assert {"model", "model.depth", "seed", "optimizer.lr", "status"} <= set(columns)
+    assert not any("_target_" in name or "_partial_" in name or "dir" in name for name in columns)
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert metrics[:3] == ["val/acc", "val/acc_best", "test/acc"]
+
+
+def test_every_run_has_a_row_with_its_status(server) -> None:
+    url, _, _ = server
+    request = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
+        "colParams": [{"hparam": "init"}, {"hparam": "status"}],
+        "startIndex": 0,
+        "sliceSize": 100,
+    }
+    groups = _get(url, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
+    statuses = {s["name"]: s["status"] for g in groups for s in g["sessions"]}
+    assert statuses["init=xavier_normal,seed=1"] == "STATUS_FAILURE"
+    assert statuses["init=kaiming_normal,seed=0"] == "STATUS_SUCCESS"
+    assert "mean/init=kaiming_normal" in statuses
+
+
+def test_aggregate_run_has_mean_and_spread(server) -> None:
+    url, _, folder = server
+    tags = _get(url, "/data/plugin/scalars/tags")["mean/init=kaiming_normal"]
+    for tag in ("val/acc", "seeds_min/val/acc", "seeds_max/val/acc", "train/loss_step"):
+        assert tag in tags, sorted(tags)
+    query = "?run=mean/init=kaiming_normal&tag=val/acc"
+    mean = _get(url, f"/data/plugin/scalars/scalars{query}")[-1][2]
+    values = [
+        json.loads((folder / f"init=kaiming_normal,seed={s}" / "metrics.json").read_text())
+        for s in (0, 1)
+    ]
+    expected = sum(v["metrics"]["val/acc"] for v in values) / 2
+    assert mean == pytest.approx(expected, rel=1e-5)
