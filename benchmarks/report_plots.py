@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from benchmarks.sweep_runs import Run, group_label, mean_curve  # noqa: E402
-from callbacks.watched import depth  # noqa: E402
+from callbacks.watched import depth, parse_stat_tag, stat_tag  # noqa: E402
+
+ACT_STD = stat_tag("act_std", "")  # the prefix of every layer's activation-std tag
 
 
 def _colors(runs: list[Run]) -> dict[str, str]:
@@ -70,8 +72,8 @@ def plot_signal_at_init(runs: list[Run], keys: list[str], path: Path) -> None:
     colors = _colors(runs)
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
-            tags = sorted({t for r in group for t in r.curves if t.startswith("act_std/")},
-                          key=lambda t: depth(t.split("/", 1)[1]))  # fmt: skip
+            tags = sorted({t for r in group for t in r.curves if t.startswith(ACT_STD)},
+                          key=lambda t: depth(parse_stat_tag(t)[1]))  # fmt: skip
             values = [mean_curve(group, tag).get(0, float("nan")) for tag in tags]
             if values:
                 ax.plot(_finite(values), marker=".", label=init, color=colors[init])

@@ -2,7 +2,7 @@
 
 Runs each init through train.py's own pipeline (one training step with stats on, real data) and
 plots the activation std and activation-gradient std of every watched layer against depth, the
-same numbers TensorBoard shows under ``act_std/`` and ``act_grad_std/`` at step 0.
+same numbers TensorBoard shows under ``watched.act_std/`` and ``watched.act_grad_std/`` at step 0.
 
     python -m benchmarks.signal_at_init --inits kaiming_normal normal_large \\
         --out docs/images/signal_kaiming_vs_normal_large.png -- model.depth=20

@@ -6,11 +6,17 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor, nn
 
-from callbacks.figures import colorful_dimension, signal_propagation_figure
+from callbacks.dashboard import (
+    end_figures,
+    layout_summary,
+    tensorboard_writers,
+    write_histogram,
+    write_summary,
+)
+from callbacks.figures import colorful_dimension_figure
 from callbacks.loss_scale import loss_scale
 from callbacks.reduce import Moments, all_reduce_moments
 from callbacks.statistics import (
@@ -23,8 +29,10 @@ from callbacks.statistics import (
     parameter_stats,
 )
 from callbacks.watched import (
+    Watched,
     WatchedParameter,
     layer_tag,
+    stat_tag,
     tag_digits,
     watched_modules,
     watched_parameters,
@@ -53,8 +61,10 @@ class LayerStats(L.Callback):
     Under DDP, activation and activation-gradient sums and histograms are reduced across ranks
     first, so every value is the global batch's. Under 16-mixed, gradients are divided by the
     loss scale, so every precision shows the true gradients. Ratios over a weight norm below
-    ``RATIO_FLOOR`` (a zero bias at init) are left out at that step. Step 0 is the state right
-    after init: it also gets a signal-propagation figure (drawn when training ends or fails).
+    ``RATIO_FLOOR`` (a zero bias at init) are left out at that step. Tags are
+    ``watched.<stat>/NNN.path`` (``callbacks.watched.stat_tag``). When training ends or fails,
+    the table is drawn: the step-0 signal-propagation figure and, per statistic of
+    ``DEPTH_STATS``, a depth figure (profile and depth x step heatmap).
 
     Args:
         every_n_steps: logging period in optimizer steps.
@@ -65,6 +75,7 @@ class LayerStats(L.Callback):
             of training (each is a PNG of the whole history so far: the costly part of ``full``).
         hist_bins: bins of the fixed histogram edges.
         hist_limit: the edges span [-hist_limit, hist_limit].
+        title: what the figures' titles name the run by (the config sets the init's name).
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class LayerStats(L.Callback):
         images_every_n_steps: int = 500,
         hist_bins: int = 64,
         hist_limit: float = 5.0,
+        title: str | None = None,
     ) -> None:
         _check_at_least("every_n_steps", every_n_steps, 1)
         _check_at_least("singular_values_every_n_steps", singular_values_every_n_steps, 0)
@@ -84,8 +96,10 @@ class LayerStats(L.Callback):
             raise ValueError(f"stats.hist_limit must be > 0, got {hist_limit}")
         self.every_n_steps, self.histograms = every_n_steps, histograms
         self.sv_every, self.images_every = singular_values_every_n_steps, images_every_n_steps
-        self.hist_bins, self.hist_limit = hist_bins, hist_limit
+        self.hist_bins, self.hist_limit, self.title = hist_bins, hist_limit, title
         self.table: list[Row] = []
+        self._labels: dict[str, str] = {}  # layer tag -> tick label of the figures
+        self._series: dict[str, str] = {}  # layer tag -> its line in the figures (its kind)
         self._order: dict[str, int] = {}
         self._digits = 0  # of the forward position in tags: set from the model
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -95,8 +109,9 @@ class LayerStats(L.Callback):
         self._grad_scale: Tensor | float = 1.0  # 1 / the loss scale of this step's backward
         self._before: dict[str, tuple[WatchedParameter, Tensor, Tensor]] = {}  # value, norm
         self._colorful: dict[str, list[Tensor]] = {}
+        self._colorful_steps: list[int] = []
         self._step: int | None = None
-        self._step0: dict[tuple[str, str], float] | None = None  # for the figure at the end
+        self._drawn = False
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         if getattr(module, "_compiler_ctx", None):  # set by Lightning for a torch.compile'd module
@@ -114,14 +129,17 @@ class LayerStats(L.Callback):
             return
         self._digits = self._digits or tag_digits(module)
         for watched in watched_modules(module):
-            hook = self._forward_hook(watched.name, watched.bounded, watched.unit_dim)
+            hook = self._forward_hook(watched)
             self._handles.append(watched.module.register_forward_hook(hook))
 
-    def _forward_hook(self, name: str, bounded: str | None, unit_dim: int):
+    def _forward_hook(self, watched: Watched):
+        kind, label = watched.kind, f"{_short(watched.name)} {type(watched.module).__name__}"
+
         def hook(_: nn.Module, __: tuple, output: Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
-            tag = self._tag(name)
-            self._moments[("act", tag)] = activation_moments(out, bounded, unit_dim)
+            tag = self._tag(watched.name)
+            self._labels[tag], self._series[tag] = label, kind
+            self._moments[("act", tag)] = activation_moments(out, watched.bounded, watched.unit_dim)
             if self.histograms:
                 counts = histogram(out, self.hist_bins, self.hist_limit)
                 self._moments[("hist", tag)] = {"counts": counts}
@@ -151,6 +169,8 @@ class LayerStats(L.Callback):
             if p.param.grad is None:
                 continue
             tag, weight = self._tag(p.anchor, p.name), p.value()
+            self._labels[tag] = _short(p.name)
+            self._series[tag] = f"{type(p.module).__name__} {p.attr}"
             stats = parameter_stats(weight, p.param.grad, singular, self._grad_scale)
             self._pending.update({(stat, tag): value for stat, value in stats.items()})
             trained = p.param.detach().float().norm() if p.parametrized else stats["weight_norm"]
@@ -176,14 +196,16 @@ class LayerStats(L.Callback):
         self._write_figures(trainer)
 
     def _write_figures(self, trainer: L.Trainer) -> None:
-        """The step-0 signal-propagation figure, drawn after training: rendering it costs about
-        half a second, a tenth of an MLP epoch on CPU, and it is a picture of step 0 anyway."""
-        if self._step0 is None:
+        """The figures of the whole table, once, drawn after training: about 0.3 s each, a
+        few percent of an MLP epoch on CPU, and nothing during training."""
+        writers = tensorboard_writers(trainer)
+        if self._drawn or not writers or not trainer.is_global_zero:
             return
-        writers = _tensorboard_writers(trainer)
-        for writer in writers:
-            writer.add_figure("signal_propagation", signal_propagation_figure(self._step0), 0)
-        self._step0 = None
+        self._drawn = True
+        figures = end_figures(self.table, self._labels, self._series, self.title)
+        for tag, figure in figures.items():
+            for writer in writers:
+                writer.add_figure(tag, figure, trainer.global_step if "signal" not in tag else 0)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -207,9 +229,7 @@ class LayerStats(L.Callback):
             return
         scalars, histograms = self._to_host()
         self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
-        if step == 0:
-            self._step0 = scalars
-        metrics = {f"{stat}/{layer}": value for (stat, layer), value in scalars.items()}
+        metrics = {stat_tag(stat, layer): value for (stat, layer), value in scalars.items()}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 _write_scalars(logger.experiment, metrics, step)
@@ -241,39 +261,31 @@ class LayerStats(L.Callback):
     def _log_tensorboard(
         self, trainer: L.Trainer, step: int, scalars: dict, histograms: dict[str, Tensor]
     ) -> None:
-        writers = _tensorboard_writers(trainer)
+        writers = tensorboard_writers(trainer)
         for writer in writers:
             if step == 0:
-                writer.add_custom_scalars(_layout(sorted({stat for stat, _ in scalars})))
+                write_summary(writer, layout_summary(sorted({stat for stat, _ in scalars})), 0)
             for tag, counts in histograms.items():
-                self._write_histogram(writer, tag, counts, step)
+                write_histogram(writer, stat_tag("act_hist", tag), counts, self.hist_limit, step)
         for tag, counts in histograms.items():
             self._colorful.setdefault(tag, []).append(counts)
+        if histograms:
+            self._colorful_steps.append(step)
         if step % self.images_every == 0:
             self._write_images(trainer, step)
 
     def _write_images(self, trainer: L.Trainer, step: int) -> None:
-        writers = _tensorboard_writers(trainer)
+        """Each output's colorful-dimension figure, with the history so far."""
+        writers = tensorboard_writers(trainer)
+        if not writers or not trainer.is_global_zero:
+            return
         for tag, history in self._colorful.items():
-            image = colorful_dimension(torch.stack(history, dim=1))
+            name = self._labels.get(tag, tag)
+            figure = colorful_dimension_figure(
+                torch.stack(history, dim=1), self._colorful_steps, self.hist_limit, name
+            )
             for writer in writers:
-                writer.add_image(f"colorful_dimension/{tag}", image, step)
-
-    def _write_histogram(self, writer, tag: str, counts: Tensor, step: int) -> None:
-        edges = torch.linspace(-self.hist_limit, self.hist_limit, self.hist_bins + 1)
-        centres = (edges[1:] + edges[:-1]) / 2
-        total = counts.sum().item()
-        writer.add_histogram_raw(
-            f"act_hist/{tag}",
-            min=-self.hist_limit,
-            max=self.hist_limit,
-            num=total,
-            sum=(counts * centres).sum().item(),
-            sum_squares=(counts * centres.square()).sum().item(),
-            bucket_limits=edges[1:].tolist(),
-            bucket_counts=counts.tolist(),
-            global_step=step,
-        )
+                writer.add_figure(stat_tag("colorful_dimension", tag), figure, step)
 
 
 def _check_at_least(key: str, value: int, least: int) -> None:
@@ -281,23 +293,15 @@ def _check_at_least(key: str, value: int, least: int) -> None:
         raise ValueError(f"stats.{key} must be >= {least}, got {value}")
 
 
-def _tensorboard_writers(trainer: L.Trainer) -> list:
-    """The SummaryWriters of the run's TensorBoard loggers (histograms, images, figures)."""
-    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+def _short(path: str) -> str:
+    """A module or parameter path without the model's own prefix, for the figures' ticks."""
+    return path.removeprefix("net.") or "model"
 
 
-@rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
 def _write_scalars(writer, scalars: dict[str, float], step: int) -> None:
     """Every value of a logging step as one TensorBoard event. Why by hand: ``add_scalar``
     writes one event per value, about 0.14 ms each: 20 ms for an MLP's 150 values, where one
     event with all of them takes 0.5 ms. Lightning's ``log_hyperparams`` writes its Summary
     protos the same way."""
     values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
-    writer._get_file_writer().add_summary(Summary(value=values), step)
-
-
-def _layout(stats: list[str]) -> dict:
-    """TensorBoard custom-scalars layout: one chart per statistic with every layer on it."""
-    return {
-        "per-layer statistics": {stat: ["Multiline", [f"^{stat}/"]] for stat in stats},
-    }
+    write_summary(writer, Summary(value=values), step)

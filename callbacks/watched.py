@@ -19,6 +19,10 @@ ACTIVATIONS = {
     nn.Sigmoid: "sigmoid",
 }
 MIN_DIGITS = 3  # ResNet-56 watches 138 modules, a 50-layer MLP 101
+# TensorBoard lists tag groups (the part before the first '/') in natural order, digits and '/'
+# first, then by character code: 'watched.' comes after 'epoch', 'lr-*', 'test', 'train' and
+# 'val', so loss, accuracy and learning rate open the Time Series and Scalars dashboards.
+STAT_PREFIX = "watched."
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class Watched:
     module: nn.Module
     bounded: str | None = None
     unit_dim: int = 1
+
+    @property
+    def kind(self) -> str:
+        """Which series of a depth figure the output belongs to: a layer's (Linear, Conv,
+        LSTM), an activation's, or a residual block's; mixed in one line they zigzag."""
+        if isinstance(self.module, LAYERS):
+            return "layer output"
+        return "activation output" if type(self.module) in ACTIVATIONS else "block output"
 
 
 def watched_modules(model: nn.Module) -> list[Watched]:
@@ -119,3 +131,19 @@ def tag_digits(model: nn.Module) -> int:
 def depth(tag: str) -> int:
     """The forward position in a statistics tag ``NNN.path`` (for sorting numerically)."""
     return int(tag.split(".", 1)[0])
+
+
+def stat_tag(stat: str, layer: str) -> str:
+    """The TensorBoard tag of ``stat`` of ``layer`` (``NNN.path``), e.g.
+    ``watched.act_std/003.net.layers.1.0``: grouped by statistic, so a group's cards are its
+    layers in depth order, each card comparing the runs; the prefix sorts after the training
+    metrics (``STAT_PREFIX``)."""
+    return f"{STAT_PREFIX}{stat}/{layer}"
+
+
+def parse_stat_tag(tag: str) -> tuple[str, str] | None:
+    """``(stat, layer)`` of a tag written by ``stat_tag``; None for any other tag."""
+    if not tag.startswith(STAT_PREFIX) or "/" not in tag:
+        return None
+    stat, layer = tag[len(STAT_PREFIX) :].split("/", 1)
+    return stat, layer

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from benchmarks.report import write_report
 from benchmarks.sweep_runs import Run, varying_keys
-from resolvers import MAX_NAME, run_name, sweep_dir
+from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
 from tests.conftest import CONF_DIR, FAST_CLI
 
 ROOT = CONF_DIR.parent
@@ -139,6 +140,24 @@ def test_run_names_are_overrides_short_and_unique() -> None:
     long = ",".join(f"+trainer.option_{i}=value" for i in range(20))
     a, b = run_name(long), run_name(long + "x")
     assert len(a.encode()) <= MAX_NAME + 9 and a != b and a.startswith("+trainer.option_0")
+
+
+def test_job_folders_are_named_by_the_swept_values_only(sweep) -> None:
+    """The sweep also fixes model.depth and a dozen technical keys: they stay out of the name
+    and in the job's own overrides file."""
+    _, folder = sweep
+    jobs = {p.parent.name for p in folder.glob("*/metrics.json")}
+    assert jobs == {"init=kaiming_normal", "init=normal_large", "init=raises"}
+    overrides = (folder / "init=kaiming_normal" / ".hydra" / "overrides.yaml").read_text()
+    assert "model.depth=10" in overrides and "trainer.limit_train_batches=2" in overrides
+
+
+def test_swept_keys_come_from_the_command_line_and_the_experiment(tmp_path: Path) -> None:
+    sweep = _compose("experiment=init_vs_depth")
+    sweep.hydra.overrides.task = ["experiment=init_vs_depth", "seed=0,1", "model.width=64"]
+    OmegaConf.save(sweep, tmp_path / "multirun.yaml")
+    assert swept_keys(tmp_path / "multirun.yaml") == {"init", "model.depth", "seed"}
+    assert swept_keys(tmp_path / "absent.yaml") == set()
 
 
 def _compose(*overrides: str):
