@@ -23,7 +23,7 @@ from benchmarks.sweep_runs import Run, group_label, varying_keys
 from callbacks.hparams import experiment_summary, run_hparams, session_summaries
 from resolvers import run_name
 
-CURVES = ("train/", "val/", "test/", "lr-")  # aggregated at every step; the rest at step 0
+CURVES = ("train/", "val/", "test/")  # aggregated at every step; the rest at step 0
 BANDS = ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "train/acc_epoch")
 STATUS_SUFFIX = ".status"  # the session files this module writes into run folders
 

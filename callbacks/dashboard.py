@@ -23,7 +23,7 @@ from callbacks.watched import stat_tag
 TRAINING = {
     "loss": [r"^train/loss", r"^val/loss$", r"^test/loss$"],
     "accuracy": [r"^train/acc", r"^val/acc", r"^test/acc$"],
-    "learning rate": [r"^lr-", r"/lr$"],  # LearningRateMonitor's default name, or a chosen one
+    "learning rate": [r"^train/lr$", r"^lr-"],  # ours, or LearningRateMonitor's default name
 }
 # Then one category per family of statistics, one chart per statistic with every layer on it;
 # the parameter category starts folded (it has the most charts).

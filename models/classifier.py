@@ -95,5 +95,6 @@ class Classifier(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer, total)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            # "train/lr": the LearningRateMonitor's tag, next to the loss in TensorBoard
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
         }

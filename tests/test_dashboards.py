@@ -52,9 +52,8 @@ def test_training_metrics_come_before_every_layer_statistic(run) -> None:
     every = tags["scalars"] + tags["images"] + tags["histograms"]
     groups = list(dict.fromkeys(t.split("/", 1)[0] for t in sorted(every, key=_tensorboard_order)))
     first_layer_group = min(i for i, g in enumerate(groups) if g.startswith(STAT_PREFIX))
-    learning_rate = next(t for t in every if re.search(r"^lr-|/lr$", t)).split("/", 1)[0]
-    for group in ("train", "val", learning_rate):
-        assert groups.index(group) < first_layer_group, groups
+    assert groups[:first_layer_group] == ["train", "val"], groups  # epoch and lr in train/
+    assert {"train/lr", "train/epoch"} <= set(every) and "epoch" not in every
     assert all(g.startswith(STAT_PREFIX) for g in groups[first_layer_group:]), groups
 
 
@@ -84,7 +83,7 @@ def test_layout_reads_training_first_then_one_chart_per_statistic(run) -> None:
                 assert {parse_stat_tag(t)[0] for t in matched} == {chart.title}
     training = {c.title: c for c in layout.category}["training"]
     assert [c.title for c in training.chart] == ["loss", "accuracy", "learning rate"]
-    assert {"train/loss_step", "val/acc", "lr-SGD"} <= charted
+    assert {"train/loss_step", "val/acc", "train/lr", "train/epoch"} <= charted | set(scalars)
     assert {t for t in scalars if parse_stat_tag(t)} <= charted
 
 

@@ -2,7 +2,6 @@
 browser gets (run names, the HParams experiment and rows, tags, seed aggregates)."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.screenshots import free_port, start_tensorboard
 from tests.conftest import CONF_DIR, FAST_CLI
 
 ROOT = CONF_DIR.parent
 SWEEP = ["init=kaiming_normal,xavier_normal", "seed=0,1", "model.depth=2", "model.width=16"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +31,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     sweep = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert sweep.returncode == 1, sweep.stderr[-3000:]  # the injected failure
     (folder,) = (logs / "multiruns").iterdir()
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1"]
-        + [f"--port={port}", "--load_fast=false", "--reload_interval=1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    server = start_tensorboard(folder, port, timeout=120)  # serves a first run
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the server is up and has read every run
-            try:
-                if len(_get(url, "/data/runs")) >= 7:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
+        while len(_get(url, "/data/runs")) < 6 and time.monotonic() < deadline:
+            time.sleep(1)  # until it has read every run: 4 jobs, 1 aggregate, the sweep's own
         yield url, sweep.stdout + sweep.stderr, folder
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _get(url: str, path: str, body: dict | None = None):

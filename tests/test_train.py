@@ -37,7 +37,7 @@ def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
     events = EventAccumulator(str(run)).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/acc_step", "val/loss", "val/acc", "test/acc"} <= scalars
-    assert any(tag.startswith("lr-") for tag in scalars), scalars
+    assert "train/lr" in scalars and "train/epoch" in scalars, scalars
     hparams = EventAccumulator(str(run), size_guidance={"tensors": 0}).Reload()
     plugin = hparams.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(plugin)
