@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
@@ -39,8 +40,14 @@ def job_name(override_dirname: str) -> str:
     if not swept:
         return run_name(override_dirname)
     overrides = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
-    chosen = [o for o in overrides if o.key_or_group in swept]
-    return run_name(",".join(f"{o.key_or_group}={o.get_value_element_as_str()}" for o in chosen))
+    chosen = [o for o in overrides if _key(o) in swept]
+    return run_name(",".join(f"{_key(o)}={o.get_value_element_as_str()}" for o in chosen))
+
+
+def _key(override: Override) -> str:
+    """``init``, ``init@init.fallback``, ``trainer.x`` (of ``+trainer.x``): the key and the
+    package, without the add/delete prefixes."""
+    return override.get_key_element().lstrip("+~")
 
 
 def swept_keys(multirun_yaml: Path) -> set[str]:
@@ -52,7 +59,7 @@ def swept_keys(multirun_yaml: Path) -> set[str]:
     params = sweep.sweeper.get("params") or {}
     lines = list(sweep.overrides.task) + [f"{k}={v}" for k, v in params.items()]
     parsed = OverridesParser.create().parse_overrides(lines)
-    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+    return {_key(o) for o in parsed if o.is_sweep_override()}
 
 
 def sweep_dir(root: str, resume: bool) -> str:

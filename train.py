@@ -31,7 +31,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, open_dict
 
 from callbacks import Divergence, DivergenceGuard
-from callbacks.hparams import experiment_summary, run_hparams, session_summaries
+from callbacks.dashboard import write_summary
+from callbacks.hparams import run_hparams, session_summaries
 from inits import apply_init
 from models import Classifier
 from resolvers import run_name  # importing it registers the resolvers the configs use
@@ -179,6 +180,9 @@ def _planned_steps(trainer: L.Trainer) -> float:
     return math.inf if trainer.max_epochs in (None, -1) else trainer.max_epochs
 
 
+HPARAMS_EXTRA = ("val/acc_best", "train/diverged_step")  # metrics logged at the end only
+
+
 def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[str, float]:
     """The HParams tab's extra metrics: the best validation accuracy (the checkpoint
     callback's), and the step a diverged run stopped at."""
@@ -187,25 +191,23 @@ def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[st
     if best is not None:
         scalars["val/acc_best"] = float(best)
     if divergence is not None:
-        scalars["diverged/step"] = float(divergence.step)
+        scalars["train/diverged_step"] = float(divergence.step)
     return scalars
 
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
 def _log_hparams(trainer: L.Trainer, record: dict[str, Any]) -> None:
     """The run's row of TensorBoard's HParams tab (``callbacks.hparams``): its values, status
-    and final metrics. A single run also declares the columns; a sweep declares them once for
-    all its runs, at its end."""
-    extra = {k: v for k, v in record["metrics"].items() if k in ("val/acc_best", "diverged/step")}
-    summaries = session_summaries(record["hparams"], record["status"])
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-        summaries.append(experiment_summary([record["hparams"]]))
+    and final metrics."""
+    extra = {
+        k: v for k, v in record["metrics"].items() if k in ("val/acc_best", "train/diverged_step")
+    }
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             for name, value in extra.items():
                 logger.experiment.add_scalar(name, value, trainer.global_step)
-            for summary in summaries:
-                logger.experiment._get_file_writer().add_summary(summary, trainer.global_step)
+            for summary in session_summaries(record["hparams"], record["status"]):
+                write_summary(logger.experiment, summary, trainer.global_step)
         else:
             logger.log_hyperparams(record["hparams"])
         logger.save()

@@ -23,7 +23,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from benchmarks.report_plots import plot_loss_curves, plot_signal_at_init
+from benchmarks.report_plots import plot_loss_curves, plot_signal
 from benchmarks.significance import ALPHA, compare_to_best, rank, t_interval
 from benchmarks.sweep_runs import Run, group_label, load_runs, varying_keys
 from benchmarks.sweep_tensorboard import write_sweep_tensorboard
@@ -82,14 +82,23 @@ def _values(rows: list[dict[str, Any]], metric: str) -> list[float]:
     return [100 * r[metric] for r in rows if r["status"] == "finished" and r[metric] is not None]
 
 
+def analyse(by_init: dict[str, list[dict]], metric: str) -> tuple[list[str], dict, dict]:
+    """One setting: its inits ranked, their values (% of finished runs) and each one's test
+    against the best. Only a cell whose every run finished can be best: a cell with diverged
+    or failed runs would be judged by its survivors."""
+    values = {init: _values(rows, metric) for init, rows in by_init.items()}
+    complete = {i for i, rows in by_init.items() if all(r["status"] == "finished" for r in rows)}
+    tests = {c.init: c for c in compare_to_best(values, complete)}
+    return rank(values, complete), values, tests
+
+
 def cell_rows(table: dict[str, dict[str, list[dict]]], metric: str) -> list[dict[str, Any]]:
     """One row per cell: n, mean, 95 % t interval, rank in its setting, the difference to the
     setting's best and Welch's p-value against it (Holm-adjusted), the unfinished runs."""
     out = []
     for setting, by_init in table.items():
-        values = {init: _values(rows, metric) for init, rows in by_init.items()}
-        tests = {c.init: c for c in compare_to_best(values)}
-        for position, init in enumerate(rank(values), start=1):
+        order, values, tests = analyse(by_init, metric)
+        for position, init in enumerate(order, start=1):
             interval, test = t_interval(values[init]), tests.get(init)
             statuses = Counter(r["status"] for r in by_init[init])
             out.append(
@@ -148,6 +157,7 @@ def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> st
         ]
         lines += [f"| {n} | {r['status']} | {_detail(r)} |" for n, r in unfinished]
     lines += ["", "![loss curves](loss_curves.png)", "", "![signal at init](signal_at_init.png)"]
+    lines += ["", "![signal at the end](signal_at_end.png)"]
     return "\n".join(lines) + "\n"
 
 
@@ -158,19 +168,23 @@ def _ranking(table: dict[str, dict[str, list[dict]]], metric: str) -> list[str]:
         "## Ranking and tests",
         "",
         "Per setting, inits by mean, best first; each compared with the best by Welch's t-test "
-        f"(two-sided), p-values Holm-corrected over the setting's comparisons, alpha = {ALPHA}.",
+        f"(two-sided), p-values Holm-corrected over the setting's comparisons, alpha = {ALPHA}; "
+        "a cell with diverged or failed runs is not eligible as the best.",
     ]
     for setting, by_init in table.items():
-        values = {init: _values(rows, metric) for init, rows in by_init.items()}
-        tests = {c.init: c for c in compare_to_best(values)}
+        order, values, tests = analyse(by_init, metric)
         lines += ["", f"**{setting}**", ""]
-        for position, init in enumerate(rank(values), start=1):
+        for position, init in enumerate(order, start=1):
+            unfinished = sum(r["status"] != "finished" for r in by_init[init])
+            note = (
+                f" ({unfinished} of {len(by_init[init])} runs did not finish)" if unfinished else ""
+            )
             if init in tests:
-                lines.append(f"{position}. {tests[init].sentence(setting)}")
+                lines.append(f"{position}. {tests[init].sentence(setting)}{note}")
             elif values[init]:
                 lines.append(f"{position}. {init}: best, {_interval(values[init])}")
             else:
-                lines.append(f"{position}. {init}: no finished run")
+                lines.append(f"{position}. {init}: no finished run{note}")
     return lines
 
 
@@ -219,7 +233,8 @@ def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]
     write_sweep_tensorboard(runs, sweep_dir)
     keys = varying_keys(runs, ignore=("seed", "init"))
     plot_loss_curves(runs, keys, sweep_dir / "loss_curves.png")
-    plot_signal_at_init(runs, keys, sweep_dir / "signal_at_init.png")
+    plot_signal(runs, keys, sweep_dir / "signal_at_init.png", at="init")
+    plot_signal(runs, keys, sweep_dir / "signal_at_end.png", at="end")
     return rows
 
 

@@ -14,6 +14,8 @@ from benchmarks.sweep_runs import Run, group_label, mean_curve  # noqa: E402
 from callbacks.watched import depth, parse_stat_tag, stat_tag  # noqa: E402
 
 ACT_STD = stat_tag("act_std", "")  # the prefix of every layer's activation-std tag
+MIN_WIDTH_INCHES = 10
+DIVERGED = "diverged (where it stopped)"
 
 
 def _colors(runs: list[Run]) -> dict[str, str]:
@@ -28,9 +30,8 @@ def _panels(runs: list[Run], keys: list[str]) -> tuple[Figure, dict[str, tuple]]
         groups.setdefault(group_label(run, keys), {}).setdefault(run.init, []).append(run)
     ncols = min(len(groups), 4) or 1
     nrows = math.ceil(len(groups) / ncols) or 1
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(4.5 * ncols, 3.4 * nrows), dpi=90, squeeze=False
-    )
+    width = max(MIN_WIDTH_INCHES, 4.5 * ncols)  # >= 1000 px: legible labels, even one panel
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.8 * nrows), dpi=100, squeeze=False)
     for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
     return fig, {label: (ax, by_init) for ax, (label, by_init) in zip(axes.flat, groups.items())}
@@ -53,7 +54,8 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
-    """Training loss (mean over seeds) against step, log scale."""
+    """Training loss against step, log scale: per init the mean over seeds and, with several
+    seeds, their min-max band; a diverged run is an x where it stopped."""
     fig, panels = _panels(runs, keys)
     colors = _colors(runs)
     for label, (ax, by_init) in panels.items():
@@ -61,23 +63,59 @@ def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
             curve = mean_curve(group, "train/loss_step")
             if curve:
                 ax.plot(list(curve), _finite(list(curve.values())), label=init, color=colors[init])
+            if curve and len(group) > 1:
+                low, high = _spread(group, "train/loss_step", list(curve))
+                ax.fill_between(list(curve), low, high, color=colors[init], alpha=0.15, lw=0)
+            for run in group:
+                if run.status == "diverged":
+                    _mark_divergence(ax, run, colors[init])
         ax.set(yscale="log", xlabel="step", ylabel="train loss", title=label)
         _decorate(ax)
     _save(fig, path)
 
 
-def plot_signal_at_init(runs: list[Run], keys: list[str], path: Path) -> None:
-    """Activation std of every watched layer at step 0 (mean over seeds) against depth."""
+def _spread(group: list[Run], tag: str, steps: list[int]) -> tuple[list[float], list[float]]:
+    """Per step, the min and max over the runs that logged it."""
+    values = [[r.curves[tag][s] for r in group if s in r.curves.get(tag, {})] for s in steps]
+    return _finite([min(v) for v in values]), _finite([max(v) for v in values])
+
+
+def _mark_divergence(ax, run: Run, color: str) -> None:
+    """An x at the run's diverged step, at its last finite loss (or the top of the axis)."""
+    step = run.record.get("divergence", {}).get("step")
+    if step is None:
+        return
+    losses = [v for v in run.curves.get("train/loss_step", {}).values() if math.isfinite(v)]
+    y = losses[-1] if losses else ax.get_ylim()[1]
+    label = None if DIVERGED in ax.get_legend_handles_labels()[1] else DIVERGED
+    ax.plot([step], [y], "x", markersize=10, mew=2.5, color=color, label=label)
+
+
+def plot_signal(runs: list[Run], keys: list[str], path: Path, at: str = "init") -> None:
+    """Activation std of every watched layer against depth (mean over seeds), at step 0
+    (``at="init"``: what the init did) or at each run's last logged step (``"end"``: what
+    training made of it)."""
     fig, panels = _panels(runs, keys)
     colors = _colors(runs)
+    when = "at step 0" if at == "init" else "at the last logged step"
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
             tags = sorted({t for r in group for t in r.curves if t.startswith(ACT_STD)},
                           key=lambda t: depth(parse_stat_tag(t)[1]))  # fmt: skip
-            values = [mean_curve(group, tag).get(0, float("nan")) for tag in tags]
+            values = [_mean_at(group, tag, at) for tag in tags]
             if values:
                 ax.plot(_finite(values), marker=".", label=init, color=colors[init])
-        ax.set(yscale="log", xlabel="layer (forward order)", ylabel="activation std at step 0")
+        ax.set(yscale="log", xlabel="layer (forward order)", ylabel=f"activation std {when}")
         ax.set_title(label)
         _decorate(ax)
     _save(fig, path)
+
+
+def _mean_at(group: list[Run], tag: str, at: str) -> float:
+    """The tag's value at step 0, or at each run's last logged step, averaged over runs."""
+    values = []
+    for run in group:
+        curve = run.curves.get(tag, {})
+        if curve:
+            values.append(curve.get(0, math.nan) if at == "init" else curve[max(curve)])
+    return sum(values) / len(values) if values else math.nan

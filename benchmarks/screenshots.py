@@ -50,8 +50,18 @@ def start_tensorboard(logdir: Path, port: int, timeout: float = 60) -> subproces
         if server.poll() is not None:
             raise RuntimeError(f"tensorboard exited with status {server.returncode}")
         time.sleep(1)
-    server.terminate()
+    stop(server)
     raise TimeoutError(f"tensorboard served no run of {logdir} within {timeout:.0f} s")
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Terminate the server and reap it; kill it if it does not stop within 30 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def shoot(url: str, path: Path, size: tuple[int, int], budget_ms: int = 15000) -> None:
@@ -100,8 +110,7 @@ def main() -> None:
             shoot(f"http://127.0.0.1:{port}/#{dashboard}", path, tuple(args.size))
             print(f"{path}: {path.stat().st_size // 1024} KB")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -66,14 +66,24 @@ def t_interval(values: list[float], confidence: float = CONFIDENCE) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
-def rank(cells: dict[str, list[float]]) -> list[str]:
-    """Inits by mean, best (highest) first; cells without values last."""
-    return sorted(cells, key=lambda init: -fmean(cells[init]) if cells[init] else math.inf)
+def rank(cells: dict[str, list[float]], eligible: set[str] | None = None) -> list[str]:
+    """Inits by mean, best (highest) first: those ``eligible`` to be best first (all by
+    default; the report leaves out a cell with diverged or failed runs, whose mean is its
+    survivors'), then the others, then cells without values."""
+    eligible = set(cells) if eligible is None else eligible
+
+    def key(init: str) -> tuple:
+        values = cells[init]
+        return (not values, init not in eligible, -fmean(values) if values else 0.0)
+
+    return sorted(cells, key=key)
 
 
-def compare_to_best(cells: dict[str, list[float]]) -> list[Comparison]:
-    """Every init with values against the best one (highest mean), Holm-adjusted."""
-    ranked = [init for init in rank(cells) if cells[init]]
+def compare_to_best(
+    cells: dict[str, list[float]], eligible: set[str] | None = None
+) -> list[Comparison]:
+    """Every init with values against the best one (``rank``'s first), Holm-adjusted."""
+    ranked = [init for init in rank(cells, eligible) if cells[init]]
     if len(ranked) < 2:
         return []
     best, others = ranked[0], ranked[1:]

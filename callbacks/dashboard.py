@@ -20,9 +20,10 @@ from callbacks.watched import stat_tag
 
 # The first category: what a user reads first. A chart shows every tag its regexes match, for
 # every run (TensorBoard colours by run and tag, with a legend under the chart).
+TRAINING_CATEGORY = "training"
 TRAINING = {
-    "loss": [r"^train/loss", r"^val/loss$", r"^test/loss$"],
-    "accuracy": [r"^train/acc", r"^val/acc", r"^test/acc$"],
+    "loss": [r"^train/loss_(step|epoch)$", r"^val/loss$", r"^test/loss$"],
+    "accuracy": [r"^train/acc_(step|epoch)$", r"^val/acc(_best)?$", r"^test/acc$"],
     "learning rate": [r"^train/lr$", r"^lr-"],  # ours, or LearningRateMonitor's default name
 }
 # Then one category per family of statistics, one chart per statistic with every layer on it;
@@ -68,7 +69,7 @@ def family(stat: str) -> str:
 
 def layout(stats: list[str]) -> layout_pb2.Layout:
     """Training first, then one chart per statistic (``stats``), grouped by family."""
-    categories = [_category("training", TRAINING)]
+    categories = [_category(TRAINING_CATEGORY, TRAINING)]
     for name, _ in FAMILIES:
         charts = {s: [f"^{re.escape(stat_tag(s, ''))}"] for s in stats if family(s) == name}
         if charts:
@@ -82,12 +83,12 @@ def _category(title: str, charts: Mapping[str, list[str]], closed: bool = False)
     return layout_pb2.Category(title=title, chart=chart, closed=closed)
 
 
-def layout_summary(stats: list[str]) -> Summary:
-    """The layout as the summary the custom-scalars plugin reads (what torch's
-    ``add_custom_scalars`` writes, which cannot fold a category)."""
+def layout_summary(layout: layout_pb2.Layout) -> Summary:
+    """A layout as the summary the custom-scalars plugin reads (what torch's
+    ``add_custom_scalars`` writes, which cannot fold a category or draw a margin chart)."""
     tensor = TensorProto(
         dtype="DT_STRING",
-        string_val=[layout(stats).SerializeToString()],
+        string_val=[layout.SerializeToString()],
         tensor_shape=TensorShapeProto(),
     )
     plugin = SummaryMetadata.PluginData(plugin_name="custom_scalars")

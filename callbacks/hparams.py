@@ -1,16 +1,17 @@
-"""TensorBoard's HParams tab, declared so that a sweep's runs can be compared there.
+"""TensorBoard's HParams tab, declared so that runs compare there.
 
-Why by hand: Lightning's ``log_hyperparams`` writes every run's own experiment declaration from
-its flattened config (``init/_target_``, paths, ``_partial_``) and marks every run a success;
-TensorBoard then takes one run's column set for all. Here each run writes only its values and
-its status (a session), and the experiment (the columns, their discrete values, the metrics) is
-declared once: in the run's folder for a single run, in the sweep's folder for a sweep, from
-every run's ``metrics.json`` (``benchmarks.report``). Built from the plugin's own protos, as
-``torch.utils.tensorboard.summary.hparams`` does, which cannot declare a status or a domain
-for a column some runs lack.
+Why by hand: Lightning's ``log_hyperparams`` declares each run's own columns from its flattened
+config (``init/_target_``, paths, ``_partial_``) and marks every run a success, and TensorBoard
+shows the columns of whichever declaration it finds first ("arbitrarily pick the first one",
+its ``backend_context.py``). Here every declaration is the same, ``COLUMNS`` and ``METRICS``,
+whoever writes it (a single run, or a sweep for all its runs), so any logdir, one sweep or all
+of ``logs/``, shows the same table; each run writes only its values and its status. No column
+declares discrete values: those would be one declaration's, and TensorBoard's filters would hide
+the rows of every other value under a logdir holding several. Built from the plugin's protos,
+as ``torch.utils.tensorboard.summary.hparams`` does, which cannot declare a run's status.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -26,15 +27,26 @@ METRICS = (
     ("test/acc", "test acc"),
     ("val/loss", "val loss"),
     ("train/loss_epoch", "train loss"),
-    ("diverged/step", "diverged at step"),
+    ("train/diverged_step", "diverged at step"),
 )
-# Of each config group, the keys that tell two runs apart; names, paths and wiring are left out.
-KNOBS = {
-    "init": ("mode", "distribution", "gain", "std", "value", "tolerance", "center"),
-    "model": ("norm", "activation", "depth", "width", "channels", "hidden", "hidden_size"),
-    "optimizer": ("lr", "momentum", "weight_decay"),
-    "data": ("batch_size", "augment"),
-}
+TEXT, NUMBER, FLAG = str, float, bool
+# The columns: each group's chosen file, then the keys that tell two runs apart (names, paths
+# and wiring left out), the seed and the status. A run without a key leaves its cell empty.
+COLUMNS: dict[str, type] = {
+    "init": TEXT, "model": TEXT, "data": TEXT, "optimizer": TEXT, "scheduler": TEXT,
+    "init.mode": TEXT, "init.distribution": TEXT, "init.gain": NUMBER, "init.std": NUMBER,
+    "init.mean": NUMBER, "init.value": NUMBER, "init.low": NUMBER, "init.high": NUMBER,
+    "init.bias": NUMBER, "init.forget_bias": NUMBER, "init.recurrent_orthogonal": FLAG,
+    "init.zero_init_residual": FLAG, "init.parametrize": FLAG, "init.tolerance": NUMBER,
+    "init.max_iters": NUMBER, "init.center": FLAG,
+    "model.norm": TEXT, "model.activation": TEXT, "model.depth": NUMBER, "model.width": NUMBER,
+    "model.channels": TEXT, "model.convs_per_stage": NUMBER, "model.hidden": NUMBER,
+    "model.hidden_size": NUMBER, "model.num_layers": NUMBER,
+    "optimizer.lr": NUMBER, "optimizer.momentum": NUMBER, "optimizer.weight_decay": NUMBER,
+    "data.batch_size": NUMBER, "data.augment": FLAG,
+    "seed": NUMBER, "status": TEXT,
+}  # fmt: skip
+DATA_TYPES = {TEXT: "DATA_TYPE_STRING", NUMBER: "DATA_TYPE_FLOAT64", FLAG: "DATA_TYPE_BOOL"}
 STATUS = {
     "finished": api_pb2.STATUS_SUCCESS,
     "diverged": api_pb2.STATUS_FAILURE,
@@ -44,65 +56,54 @@ Value = str | float | bool
 
 
 def run_hparams(cfg: DictConfig, choices: Mapping[str, str], status: str) -> dict[str, Value]:
-    """The run's HParams columns: each group's chosen file (``init: lsuv``), the knobs that
-    distinguish runs (``init.gain``, ``model.depth``, ``optimizer.lr``...), the seed and the
-    run's status."""
-    values: dict[str, Value] = {}
-    for group, keys in KNOBS.items():
-        values[group] = choices.get(group, "?")
-        node = cfg.get(group) or {}
-        for key in keys:
+    """The run's values of ``COLUMNS``: each group's chosen file (``init: lsuv``), its knobs
+    (``init.gain``, ``model.depth``, ``optimizer.lr``...), the seed and the run's status."""
+    values: dict[str, Value] = {"status": status}
+    for name, kind in COLUMNS.items():
+        group, _, key = name.partition(".")
+        if not key:
+            value = choices.get(group) if group != "seed" else cfg.get("seed")
+        else:
+            node = cfg.get(group) or {}
             value = node.get(key) if key in node else None
-            if value is not None:
-                values[f"{group}.{key}"] = _plain(value)
-    values["seed"] = float(cfg.seed)
-    values["status"] = status
+        if value is not None and name != "status":
+            values[name] = _as(kind, value)
     return values
 
 
-def _plain(value: Any) -> Value:
+def _as(kind: type, value: Any) -> Value:
     if OmegaConf.is_config(value):
-        return str(OmegaConf.to_container(value))
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        value = OmegaConf.to_container(value)
+    return kind(value) if kind is not TEXT or isinstance(value, str) else str(value)
 
 
 def session_summaries(hparams: Mapping[str, Value], status: str) -> list[Summary]:
-    """A run's two HParams events: its values (session start) and how it ended."""
+    """A run's HParams events: the declaration, its values (session start) and how it ended
+    (diverged and failed runs are failures)."""
     start = plugin_data_pb2.SessionStartInfo()
     for name, value in hparams.items():
         _set(start.hparams[name], value)
     end = plugin_data_pb2.SessionEndInfo(status=STATUS.get(status, api_pb2.STATUS_UNKNOWN))
     return [
+        experiment_summary(),
         _summary(metadata.SESSION_START_INFO_TAG, session_start_info=start),
         _summary(metadata.SESSION_END_INFO_TAG, session_end_info=end),
     ]
 
 
-def experiment_summary(runs: Iterable[Mapping[str, Value]]) -> Summary:
-    """The experiment: one column per name any run has, with every value seen as its discrete
-    domain, and the metrics of ``METRICS``."""
-    domains: dict[str, dict[Value, None]] = {}
-    for hparams in runs:
-        for name, value in hparams.items():
-            domains.setdefault(name, {})[value] = None
-    infos = [_info(name, list(values)) for name, values in domains.items()]
+def experiment_summary() -> Summary:
+    """The declaration: ``COLUMNS`` with their types, and ``METRICS``. The same for every run
+    and sweep (see the module's docstring)."""
+    infos = [
+        api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(DATA_TYPES[kind]))
+        for name, kind in COLUMNS.items()
+    ]
     metrics = [
         api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=display)
         for tag, display in METRICS
     ]
     experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
     return _summary(metadata.EXPERIMENT_TAG, experiment=experiment)
-
-
-def _info(name: str, values: list[Value]) -> api_pb2.HParamInfo:
-    kinds = {type(v) for v in values}
-    if len(kinds) > 1:  # mixed types in one column (gain 1.0 in one run, null in another)
-        kinds, values = {str}, [str(v) for v in values]
-    kind = {bool: "DATA_TYPE_BOOL", float: "DATA_TYPE_FLOAT64"}.get(kinds.pop(), "DATA_TYPE_STRING")
-    domain = struct_pb2.ListValue()
-    for value in sorted(values, key=lambda v: (str(type(v)), v)):
-        _set(domain.values.add(), value)
-    return api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind), domain_discrete=domain)
 
 
 def _set(target: struct_pb2.Value, value: Value) -> None:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from callbacks.dashboard import (
     end_figures,
+    layout,
     layout_summary,
     tensorboard_writers,
     write_histogram,
@@ -264,15 +265,15 @@ class LayerStats(L.Callback):
         writers = tensorboard_writers(trainer)
         for writer in writers:
             if step == 0:
-                write_summary(writer, layout_summary(sorted({stat for stat, _ in scalars})), 0)
+                write_summary(writer, layout_summary(layout(sorted({s for s, _ in scalars}))), 0)
             for tag, counts in histograms.items():
                 write_histogram(writer, stat_tag("act_hist", tag), counts, self.hist_limit, step)
         for tag, counts in histograms.items():
             self._colorful.setdefault(tag, []).append(counts)
         if histograms:
             self._colorful_steps.append(step)
-        if step % self.images_every == 0:
-            self._write_images(trainer, step)
+        if step % self.images_every < self.every_n_steps:  # the first logging step from a
+            self._write_images(trainer, step)  # multiple of images_every on
 
     def _write_images(self, trainer: L.Trainer, step: int) -> None:
         """Each output's colorful-dimension figure, with the history so far."""

@@ -57,6 +57,11 @@ class InitStrategy:
             recurrent_orthogonal,
             zero_init_residual,
         )
+        if fallback is not None and not isinstance(fallback, InitStrategy):
+            raise TypeError(
+                f"init.fallback must be a strategy that writes weights (orthogonal, "
+                f"kaiming_normal, ...), got {type(fallback).__name__}"
+            )
         self.fallback, self.fallback_only = fallback, fallback_only
 
     def resolve_gain(self, model: nn.Module) -> tuple[float, str]:

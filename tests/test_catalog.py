@@ -12,6 +12,7 @@ from torch import nn
 from inits import (
     LSUV,
     Constant,
+    Default,
     DeltaOrthogonal,
     Fixup,
     Normal,
@@ -274,3 +275,8 @@ def test_a_strategy_that_applies_to_no_layer_stops_unless_asked() -> None:
     DeltaOrthogonal(fallback=Orthogonal(gain=1.0), fallback_only=True)(model)  # asked for
     w = model.head.weight
     torch.testing.assert_close(w @ w.T, torch.eye(10), atol=1e-4, rtol=0)
+
+
+def test_a_fallback_must_write_weights() -> None:
+    with pytest.raises(TypeError, match="init.fallback must be a strategy that writes weights"):
+        DeltaOrthogonal(fallback=Default())

@@ -141,3 +141,20 @@ def test_colorful_dimension_puts_the_largest_values_at_the_top() -> None:
     assert (data[-1] > 0).all() and (data[:-1] == 0).all()  # row -1 is drawn at the top
     assert ax.get_xlabel() == "step" and ax.get_ylabel() == "value"
     assert len(fig.axes) == 2  # the colour bar
+
+
+def test_colorful_images_follow_their_period_between_logging_steps(make_cfg, tmp_path) -> None:
+    """Logging every 2 steps, images every 3: drawn at the first logging step from each
+    multiple of 3 on (0, 4) and at the end (6)."""
+    cfg = make_cfg(
+        "stats=full",
+        "stats.every_n_steps=2",
+        "stats.images_every_n_steps=3",
+        "trainer.limit_train_batches=6",
+        "data.val_size=8",
+    )
+    trainer, module, datamodule = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"images": 0}).Reload()
+    tag = next(t for t in events.Tags()["images"] if "colorful_dimension" in t)
+    assert [e.step for e in events.Images(tag)] == [0, 4, 6]

@@ -48,3 +48,12 @@ def test_one_seed_is_not_testable() -> None:
     (comparison,) = compare_to_best({"a": [90.0], "b": [91.0]})
     assert not comparison.significant
     assert comparison.sentence("all runs").endswith("not testable (needs 2 runs on each side)")
+
+
+def test_a_cell_with_unfinished_runs_cannot_be_best() -> None:
+    """One surviving seed of three must not make an init that mostly diverged the best."""
+    cells = {"survivor": [97.0], "steady": [95.0, 95.2, 94.9]}
+    assert rank(cells) == ["survivor", "steady"]
+    assert rank(cells, eligible={"steady"}) == ["steady", "survivor"]
+    (comparison,) = compare_to_best(cells, eligible={"steady"})
+    assert (comparison.init, comparison.best) == ("survivor", "steady")

@@ -7,13 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+from PIL import Image
 
 from benchmarks.report import write_report
-from benchmarks.sweep_runs import Run, varying_keys
+from benchmarks.report_plots import _mark_divergence
+from benchmarks.sweep_runs import Run, load_runs, varying_keys
 from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
 from tests.conftest import CONF_DIR, FAST_CLI
 
@@ -61,8 +64,18 @@ def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
     }
     assert rows["raises"]["error"] == "RuntimeError: injected failure"
     assert rows["normal_large"]["diverged_step"] != "" and rows["normal_large"]["diverged_layer"]
-    for name in ("summary.md", "loss_curves.png", "signal_at_init.png"):
+    for name in ("summary.md", "cells.csv", "signal_at_init.png", "signal_at_end.png"):
         assert (folder / name).stat().st_size > 0
+    assert Image.open(folder / "loss_curves.png").size[0] >= 900
+
+
+def test_a_diverged_run_is_marked_where_it_stopped(sweep) -> None:
+    runs = [r for r in load_runs(sweep[1]) if r.status == "diverged"]
+    fig, ax = plt.subplots()
+    _mark_divergence(ax, runs[0], "C1")
+    (line,) = ax.lines
+    assert line.get_marker() == "x" and line.get_xdata()[0] == runs[0].record["divergence"]["step"]
+    plt.close(fig)
 
 
 def test_summary_equals_the_runs_own_files(sweep) -> None:
@@ -154,9 +167,11 @@ def test_job_folders_are_named_by_the_swept_values_only(sweep) -> None:
 
 def test_swept_keys_come_from_the_command_line_and_the_experiment(tmp_path: Path) -> None:
     sweep = _compose("experiment=init_vs_depth")
-    sweep.hydra.overrides.task = ["experiment=init_vs_depth", "seed=0,1", "model.width=64"]
+    task = ["experiment=init_vs_depth", "seed=0,1", "model.width=64", "init@init.fallback=a,b"]
+    sweep.hydra.overrides.task = task
     OmegaConf.save(sweep, tmp_path / "multirun.yaml")
-    assert swept_keys(tmp_path / "multirun.yaml") == {"init", "model.depth", "seed"}
+    expected = {"init", "model.depth", "seed", "init@init.fallback"}
+    assert swept_keys(tmp_path / "multirun.yaml") == expected
     assert swept_keys(tmp_path / "absent.yaml") == set()
 
 
