@@ -6,16 +6,21 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.LSTM, nn.LSTMCell)
-# Layers whose outputs hold their units in the last dim: Linear (B, ..., F), LSTM (B, T, H) or
-# (T, B, H), LSTM cells (B, H) or LayerNormLSTMCell's (B, T, H). Convolutions have them in dim 1.
-FEATURES_LAST = (nn.Linear, nn.LSTM, nn.LSTMCell)
+LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase, nn.RNNCellBase)
+# Layers whose outputs hold their units in the last dim: Linear (B, ..., F), RNN/LSTM/GRU
+# (B, T, H) or (T, B, H), their cells (B, H) or LayerNorm*Cell's (B, T, H). Convolutions have
+# them in dim 1.
+FEATURES_LAST = (nn.Linear, nn.RNNBase, nn.RNNCellBase)
 ACTIVATIONS = {
     nn.ReLU: None,
     nn.LeakyReLU: None,
     nn.GELU: None,
     nn.SELU: None,
     nn.Tanh: "tanh",
+    # Bounded by +-1 like tanh, so |x| > 0.99 counts as saturated (its slope there, (1 - |x|)^2,
+    # is below 1e-4); it needs |pre-activation| > 99 to get there, so a high fraction means
+    # exploding inputs (Glorot & Bengio 2010, sec. 3.2: softsign saturates less than tanh).
+    nn.Softsign: "tanh",
     nn.Sigmoid: "sigmoid",
 }
 MIN_DIGITS = 3  # ResNet-56 watches 138 modules, a 50-layer MLP 101

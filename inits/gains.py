@@ -8,9 +8,12 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-# E[gelu(z)^2] for z ~ N(0, 1), by numerical integration: the same second-moment argument that
-# gives sqrt(2) for ReLU (He et al. 2015, eq. 7). torch's calculate_gain has no entry for GELU.
-_GELU_SECOND_MOMENT = 0.42522
+# E[f(z)^2] for z ~ N(0, 1), by numerical integration (scipy.integrate.quad over [0, inf),
+# doubled: both are even functions of z): the same second-moment argument that gives sqrt(2) for
+# ReLU (He et al. 2015, eq. 7); the gain 1 / sqrt(E[f(z)^2]) keeps unit pre-activation variance.
+# torch's calculate_gain has no entry for either: GELU 1.5335, softsign (x / (1 + |x|),
+# Glorot & Bengio 2010) 2.3375.
+_SECOND_MOMENTS = {"gelu": 0.42522, "softsign": 0.18301}
 
 # Module type -> the name ``calculate_gain`` knows. An LSTM's cell nonlinearity is tanh (its
 # gates' sigmoids act on the same pre-activations, and torch recommends tanh's gain for them).
@@ -20,18 +23,22 @@ _KNOWN: dict[type[nn.Module], str] = {
     nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid",
     nn.GELU: "gelu",
+    nn.Softsign: "softsign",
     nn.SELU: "selu",
     nn.LSTM: "tanh",
     nn.LSTMCell: "tanh",
+    nn.GRU: "tanh",  # its candidate state is tanh'd, its gates are sigmoids, like the LSTM's
+    nn.GRUCell: "tanh",
 }
 # Modules of torch.nn.modules.activation that are not a layer's elementwise nonlinearity.
 _NOT_ACTIVATIONS = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention)
 
 
 def activation_gain(activation: str, negative_slope: float = 0.01) -> float:
-    """``torch.nn.init.calculate_gain`` for ``activation``, plus GELU (1 / sqrt(E[gelu(z)^2]))."""
-    if activation == "gelu":
-        return 1.0 / math.sqrt(_GELU_SECOND_MOMENT)
+    """``torch.nn.init.calculate_gain`` for ``activation``, plus GELU and softsign
+    (1 / sqrt(E[f(z)^2]), ``_SECOND_MOMENTS``)."""
+    if activation in _SECOND_MOMENTS:
+        return 1.0 / math.sqrt(_SECOND_MOMENTS[activation])
     return nn.init.calculate_gain(
         activation, negative_slope if activation == "leaky_relu" else None
     )
@@ -42,8 +49,9 @@ def model_gain(model: nn.Module, strategy: str) -> tuple[float, str]:
 
     A module declares its nonlinearity by a ``nonlinearity`` attribute (as ``nn.RNN`` does, and
     the models' ``activation='linear'`` identity), or by its type (ReLU, LeakyReLU with its
-    slope, Tanh, Sigmoid, GELU, SELU; LSTM: tanh). Mixed or unknown activations have no single
-    gain: they need ``init.gain``. None at all (functional activations) gives 1, with a warning.
+    slope, Tanh, Sigmoid, Softsign, GELU, SELU; LSTM: tanh). Mixed or unknown activations have
+    no single gain: they need ``init.gain``. None at all (functional activations) gives 1, with a
+    warning.
     """
     found: dict[str, tuple[float, str]] = {}  # nonlinearity -> (gain, the first module's label)
     for module in model.modules():

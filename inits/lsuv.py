@@ -1,6 +1,7 @@
 """LSUV: orthogonal weights, then each layer rescaled until its output has unit variance on data."""
 
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
@@ -37,12 +38,13 @@ class LSUV(InitStrategy):
     notebook ``11_initializing``: ``m.bias -= mean; m.weight /= std`` until ``|mean| < 1e-3``
     and ``|std - 1| < 1e-3``): each Linear/Conv output is also centred through the layer's bias,
     here as ``b <- (b - mean) / std, W <- W / std``, i.e. output ``(y - mean) / std``, until
-    ``|mean| < tolerance`` too (use ``tolerance=1e-3`` to compare with fastai). LSTM gates are
-    only rescaled: their bias is the gate's, which ``forget_bias`` sets.
+    ``|mean| < tolerance`` too (use ``tolerance=1e-3`` to compare with fastai). Recurrent
+    weights are only rescaled: an LSTM's bias is the gate's, which ``forget_bias`` sets.
 
-    A layer's output is its pre-activation (Linear/Conv output, before any norm). For an LSTM it
-    is each gate's contribution, ``W_ih[gate] x_t`` or ``W_hh[gate] h_(t-1)``, measured per layer
-    on the sequences the layer really sees. Weights that ``zero_init_residual`` zeroed stay zero.
+    A layer's output is its pre-activation (Linear/Conv output, before any norm). For an RNN,
+    LSTM or GRU it is each gate's contribution, ``W_ih[gate] x_t`` or ``W_hh[gate] h_(t-1)`` (the
+    whole ``W_ih x_t`` or ``W_hh h_(t-1)`` for the RNN), measured per layer on the sequences the
+    layer really sees. Weights that ``zero_init_residual`` zeroed stay zero.
     The forward passes run in training mode; BatchNorm statistics are restored afterwards.
     ``report`` holds the per-layer result.
     """
@@ -94,7 +96,13 @@ class LSUV(InitStrategy):
         self, model: nn.Module, batch: Tensor, group: list[WeightTarget]
     ) -> list[LayerReport]:
         """Rescale (and centre) the weights of ``group`` together until each is within
-        tolerance."""
+        tolerance.
+
+        A weight fed by a fixed input has output variance ~ scale^2, so ``W / std`` lands on 1.
+        A recurrent weight also scales its own input, the state: with ReLU units the variance
+        grows faster than scale^2 and ``W / std`` overshoots back and forth, so its power is
+        re-estimated from the last step (a secant in log-log), ``W * Var^(-1/power)``."""
+        powers, previous = [2.0] * len(group), None
         for iteration in range(self.max_iters + 1):
             moments = [_output_moments(model, batch, t) for t in group]
             if all(
@@ -104,11 +112,16 @@ class LSUV(InitStrategy):
                 return [LayerReport(t.name, m, v, iteration) for t, (m, v) in zip(group, moments)]
             if not all(v > 0 for _, v in moments) or iteration == self.max_iters:
                 break
-            for target, (mean, variance) in zip(group, moments):
-                std = variance**0.5
+            if previous is not None:
+                powers = [
+                    _power(p, v0, v) if t.recurrent else p
+                    for t, p, v0, (_, v) in zip(group, powers, previous, moments)
+                ]
+            previous = [v for _, v in moments]
+            for target, (mean, variance), power in zip(group, moments, powers):
                 if self._centres(target):
-                    target.module.bias.sub_(mean).div_(std)
-                target.tensor.div_(std)
+                    target.module.bias.sub_(mean).div_(variance**0.5)
+                target.tensor.mul_(variance ** (-1 / power))
         worst, (mean, variance) = max(zip(group, moments), key=lambda tm: abs(tm[1][1] - 1.0))
         raise RuntimeError(
             f"LSUV: '{worst.name}' cannot reach unit output variance: {variance:.4g} (mean "
@@ -118,8 +131,15 @@ class LSUV(InitStrategy):
         )
 
 
+def _power(power: float, before: float, after: float) -> float:
+    """The exponent of Var ~ scale^power seen in the last step, which multiplied the scale by
+    ``before^(-1/power)`` and moved the variance from ``before`` to ``after``; at least 1."""
+    step = -math.log(before) / power
+    return max(1.0, math.log(after / before) / step) if abs(step) > 1e-6 else power
+
+
 def _coupled(target: WeightTarget) -> tuple:
-    """The four recurrent gate blocks of one LSTM layer feed each other through h, so they are
+    """The recurrent gate blocks of one LSTM or GRU layer feed each other through h, so they are
     rescaled together; every other weight alone."""
     return (id(target.module), target.layer) if target.recurrent else (target.name,)
 
@@ -129,7 +149,7 @@ def _output_moments(model: nn.Module, batch: Tensor, target: WeightTarget) -> tu
     with _capture(target.module) as seen:
         model(batch)
     if isinstance(target.module, RECURRENT):
-        inputs, hiddens = _lstm_layer_sequences(target.module, seen["input"])[target.layer]
+        inputs, hiddens = _layer_sequences(target.module, seen["input"])[target.layer]
         source = hiddens[:, :-1] if target.recurrent else inputs  # h_(t-1) feeds step t
         output = (source @ target.tensor.T).float()
     else:
@@ -153,15 +173,18 @@ def _capture(module: nn.Module):
         handle.remove()
 
 
-def _lstm_layer_sequences(lstm: nn.Module, x: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """(input sequence, hidden sequence) of each layer of a batch-first LSTM."""
-    if not isinstance(lstm, nn.LSTM):  # LayerNormLSTMCell: one layer, sequence in and out
-        return [(x, lstm(x))]
+def _layer_sequences(rnn: nn.Module, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """(input sequence, hidden sequence) of each layer of a batch-first RNN, LSTM or GRU, each
+    layer run alone as a one-layer module of the same kind that shares its parameters."""
+    if not isinstance(rnn, nn.RNNBase):  # LayerNorm*Cell: one layer, sequence in and out
+        return [(x, rnn(x))]
+    extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
     layers = []
-    for k in range(lstm.num_layers):
-        single = nn.LSTM(x.shape[-1], lstm.hidden_size, batch_first=True).to(x.device, x.dtype)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            setattr(single, f"{name}_l0", getattr(lstm, f"{name}_l{k}"))  # shared, not copied
+    for k in range(rnn.num_layers):
+        single = type(rnn)(x.shape[-1], rnn.hidden_size, bias=rnn.bias, batch_first=True, **extra)
+        single = single.to(x.device, x.dtype)
+        for name, _ in list(single.named_parameters()):
+            setattr(single, name, getattr(rnn, name.replace("_l0", f"_l{k}")))  # shared, not copied
         hidden, _ = single(x)
         layers.append((x, hidden))
         x = hidden

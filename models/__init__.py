@@ -4,6 +4,7 @@ from models.classifier import Classifier
 from models.cnn import CNN
 from models.lstm import LayerNormLSTMCell, LSTMClassifier
 from models.mlp import MLP
+from models.recurrent import GRUClassifier, LayerNormRNNCell, RNNClassifier
 from models.resnet import BasicBlock, ResNet
 
 __all__ = [
@@ -11,7 +12,10 @@ __all__ = [
     "MLP",
     "BasicBlock",
     "Classifier",
+    "GRUClassifier",
     "LSTMClassifier",
     "LayerNormLSTMCell",
+    "LayerNormRNNCell",
+    "RNNClassifier",
     "ResNet",
 ]

@@ -14,6 +14,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
+    "softsign": nn.Softsign,  # x / (1 + |x|): saturates polynomially (Glorot & Bengio 2010)
     "gelu": nn.GELU,
     "selu": nn.SELU,
     "leaky_relu": nn.LeakyReLU,  # slope 0.01; inits read the slope from the module

@@ -22,6 +22,18 @@ class FixupScalars(nn.Module):
         self.scale = nn.Parameter(torch.ones(1))
 
 
+class BranchScale(nn.Module):
+    """A learnable scalar that multiplies a residual branch: ReZero's alpha (Bachlechner et al.
+    2020) and SkipInit's (De & Smith 2020). Created at 0, so the block starts as its shortcut;
+    init strategies leave it alone."""
+
+    init_exempt = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(1))
+
+
 class BasicBlock(nn.Module):
     """conv3x3 -> norm -> act -> conv3x3 -> norm, added to the shortcut, then act.
 
@@ -40,6 +52,7 @@ class BasicBlock(nn.Module):
         self.act2 = activation_layer(activation)
         self.stride, self.extra_channels = stride, out_ch - in_ch
         self.fixup: FixupScalars | None = None
+        self.branch_scale: BranchScale | None = None
 
     def branch_layers(self) -> list[nn.Conv2d]:
         """The weight layers of the residual branch, in order (Fixup's m = 2)."""
@@ -47,6 +60,10 @@ class BasicBlock(nn.Module):
 
     def add_fixup_scalars(self) -> None:
         self.fixup = FixupScalars().to(self.conv1.weight.device)
+
+    def add_branch_scale(self) -> None:
+        """Multiply the branch by a learnable scalar, 0 at first (ReZero, SkipInit)."""
+        self.branch_scale = BranchScale().to(self.conv1.weight.device)
 
     def zero_init_last(self) -> None:
         """Zero the last layer of the branch so the block starts as the identity (Goyal et al.
@@ -69,6 +86,8 @@ class BasicBlock(nn.Module):
         else:
             out = self.act1(self.norm1(self.conv1(x + f.bias1a)) + f.bias1b)
             branch = self.norm2(self.conv2(out + f.bias2a)) * f.scale + f.bias2b
+        if self.branch_scale is not None:
+            branch = branch * self.branch_scale.alpha
         return self.act2(branch + self.shortcut(x))
 
 

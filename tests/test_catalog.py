@@ -25,7 +25,7 @@ from inits import (
     weight_targets,
 )
 from inits.lsuv import _output_moments
-from models import CNN, MLP, LSTMClassifier, ResNet
+from models import CNN, MLP, GRUClassifier, LSTMClassifier, ResNet, RNNClassifier
 from tests.conftest import CONF_DIR
 from tests.helpers import scaled_orthogonal
 from train import train
@@ -37,6 +37,9 @@ def all_models() -> list[nn.Module]:
         CNN((3, 32, 32), 10),
         LSTMClassifier((1, 28, 28), 10, num_layers=2),
         LSTMClassifier((1, 28, 28), 10, norm="layernorm"),
+        RNNClassifier((1, 28, 28), 10, num_layers=2, activation="relu"),
+        RNNClassifier((1, 28, 28), 10, norm="layernorm"),
+        GRUClassifier((1, 28, 28), 10, num_layers=2),
         ResNet((1, 28, 28), 10, depth=8, norm="none"),
     ]
 
@@ -235,10 +238,14 @@ def test_custom_callable_gets_the_batch_by_keyword_only() -> None:
 
 
 INIT_FILES = sorted(p.stem for p in (CONF_DIR / "init").glob("*.yaml"))
-# The two combinations that cannot hold: each is refused by name, before training.
+# The combinations that cannot hold: each is refused by name, before training.
+ZERO_BRANCH = "with zero_init_residual=true: a zero branch times a zero scalar gets no gradient"
 REFUSED = {
     ("fixup", "batchnorm"): "fixup is for normalization-free residual nets: use model.norm=none",
     ("spectral init.parametrize=true", "none"): "cannot keep 'blocks.0.conv2.weight' at zero",
+    **{("irnn", n): "use it with model=rnn model.activation=relu" for n in ("none", "batchnorm")},
+    **{(i, n): ZERO_BRANCH for i in ("rezero", "skipinit") for n in ("none", "batchnorm")},
+    ("skipinit", "batchnorm"): "skipinit is for normalization-free residual nets",
 }
 
 

@@ -31,7 +31,10 @@ CHOICES = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.ya
 PAIRED = {
     ("init", "fixup"): ["model=resnet", "model.depth=8", "model.norm=none"],
     ("init", "zero_init_residual"): ["model=resnet", "model.depth=8"],
+    ("init", "rezero"): ["model=resnet", "model.depth=8"],
+    ("init", "skipinit"): ["model=resnet", "model.depth=8", "model.norm=none"],
     ("init", "delta_orthogonal"): ["model=cnn"],  # the default mlp has no conv: refused
+    ("init", "irnn"): ["model=rnn", "model.activation=relu"],
 }
 
 
@@ -102,7 +105,12 @@ def _cli(*args: str) -> str:
 
 def test_help_lists_groups_and_choices() -> None:
     text = _cli("--help")
-    for needle in ("initbench", "model: cnn, lstm, mlp, resnet", "init:", "kaiming_normal"):
+    for needle in (
+        "initbench",
+        "model: cnn, gru, lstm, mlp, resnet, rnn",
+        "init:",
+        "kaiming_normal",
+    ):
         assert needle in text
 
 
@@ -114,6 +122,8 @@ def test_cfg_job_prints_the_resolved_config() -> None:
 def test_model_optimizer_specialization_and_cli_precedence(make_cfg) -> None:
     assert make_cfg("model=cnn").optimizer.lr == 0.02
     assert make_cfg("model=lstm").optimizer.lr == 0.1
+    assert make_cfg("model=rnn").optimizer.lr == 0.01
+    assert make_cfg("model=rnn").trainer.gradient_clip_val == 1.0
     assert make_cfg("model=mlp").optimizer.lr == 0.05
     assert make_cfg("model=cnn", "optimizer=adam").optimizer.lr == 1e-3
     assert make_cfg("model=cnn", "optimizer.lr=0.3").optimizer.lr == 0.3

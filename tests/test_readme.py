@@ -152,3 +152,25 @@ def test_train_imports_and_composes_from_any_directory(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("models.CNN")
+
+
+GROUPS = [
+    "model",
+    "init",
+    "data",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "stats",
+    "experiment",
+]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_the_configs_table_lists_every_choice(group: str) -> None:
+    """A new YAML file in a config group is a choice users must find in the README."""
+    row = re.search(rf"^\| `{group}` \| (.*?) \|", README, flags=re.M)
+    listed = set(re.findall(r"`([^`]+)`", row.group(1)))
+    files = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    assert files <= listed, sorted(files - listed)
