@@ -1,17 +1,30 @@
 """The sweep report's figures: loss curves and step-0 signal propagation, one panel per
 setting (the sweep's varying values other than init and seed), one line per init."""
 
+import logging
 import math
+from functools import cache
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from hydra.utils import get_class, instantiate  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
 from benchmarks.sweep_runs import Run, group_label, mean_curve  # noqa: E402
-from callbacks.watched import depth, parse_stat_tag, stat_tag  # noqa: E402
+from callbacks.watched import (  # noqa: E402
+    LAYER_OUTPUT,
+    depth,
+    parse_stat_tag,
+    stat_tag,
+    watched_modules,
+)
+
+log = logging.getLogger(__name__)
 
 ACT_STD = stat_tag("act_std", "")  # the prefix of every layer's activation-std tag
 MIN_WIDTH_INCHES = 10
@@ -92,23 +105,49 @@ def _mark_divergence(ax, run: Run, color: str) -> None:
 
 
 def plot_signal(runs: list[Run], keys: list[str], path: Path, at: str = "init") -> None:
-    """Activation std of every watched layer against depth (mean over seeds), at step 0
-    (``at="init"``: what the init did) or at each run's last logged step (``"end"``: what
-    training made of it)."""
+    """Activation std of every layer output (Linear, Conv, recurrent; mean over seeds) against
+    depth, at step 0 (``at="init"``: what the init did) or at each run's last logged step
+    (``"end"``: what training made of it). Activation and block outputs are left out: mixed
+    into one line they zigzag (each run's own depth figures show them as separate lines)."""
     fig, panels = _panels(runs, keys)
     colors = _colors(runs)
     when = "at step 0" if at == "init" else "at the last logged step"
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
-            tags = sorted({t for r in group for t in r.curves if t.startswith(ACT_STD)},
-                          key=lambda t: depth(parse_stat_tag(t)[1]))  # fmt: skip
+            tags = _layer_output_tags(group)
             values = [_mean_at(group, tag, at) for tag in tags]
             if values:
                 ax.plot(_finite(values), marker=".", label=init, color=colors[init])
-        ax.set(yscale="log", xlabel="layer (forward order)", ylabel=f"activation std {when}")
-        ax.set_title(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(yscale="log", xlabel="layer output (Linear/Conv/recurrent, forward order)")
+        ax.set(ylabel=f"activation std {when}", title=label)
         _decorate(ax)
     _save(fig, path)
+
+
+def _layer_output_tags(group: list[Run]) -> list[str]:
+    """The group's activation-std tags of layer outputs, in depth order; every watched output
+    when the model cannot be rebuilt from the run's config to tell which are layers."""
+    tags = sorted({t for r in group for t in r.curves if t.startswith(ACT_STD)},
+                  key=lambda t: depth(parse_stat_tag(t)[1]))  # fmt: skip
+    kinds = module_kinds(group[0].folder / ".hydra" / "config.yaml")
+    if not kinds:
+        return tags
+    return [t for t in tags if kinds.get(parse_stat_tag(t)[1].split(".", 1)[1]) == LAYER_OUTPUT]
+
+
+@cache
+def module_kinds(config: Path) -> dict[str, str]:
+    """Module path (as the statistics name it, ``net.layers.0.0``) -> its kind, from the model
+    rebuilt (not run) from the run's saved config; empty when it cannot be rebuilt."""
+    try:
+        cfg = OmegaConf.load(config)
+        data = get_class(cfg.data._target_)
+        net = instantiate(cfg.model)(data.input_shape, data.num_classes)
+    except Exception as error:  # a user's model not importable here, a config from elsewhere
+        log.warning("cannot rebuild the model of %s (%s): plotting every output", config, error)
+        return {}
+    return {f"net.{w.name}": w.kind for w in watched_modules(net)}
 
 
 def _mean_at(group: list[Run], tag: str, at: str) -> float:

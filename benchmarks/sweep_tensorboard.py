@@ -27,7 +27,7 @@ from callbacks.hparams import run_hparams, session_summaries
 from resolvers import run_name
 
 CURVES = ("train/", "val/", "test/")  # aggregated at every step; the rest at step 0
-BANDS = ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "train/acc_epoch")
+BANDS = ("train/loss_step", "train/acc_step", "val/loss", "val/acc")
 STATUS_SUFFIX = ".status"  # the session files this module writes into run folders
 SPREAD = ("seeds_min", "seeds_max")
 

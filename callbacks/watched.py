@@ -10,6 +10,7 @@ LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase, nn.RNNCellBase
 # Layers whose outputs hold their units in the last dim: Linear (B, ..., F), RNN/LSTM/GRU
 # (B, T, H) or (T, B, H), their cells (B, H) or LayerNorm*Cell's (B, T, H). Convolutions have
 # them in dim 1.
+LAYER_OUTPUT = "layer output"  # the kind of a Linear/Conv/recurrent output
 FEATURES_LAST = (nn.Linear, nn.RNNBase, nn.RNNCellBase)
 ACTIVATIONS = {
     nn.ReLU: None,
@@ -45,7 +46,7 @@ class Watched:
         """Which series of a depth figure the output belongs to: a layer's (Linear, Conv,
         LSTM), an activation's, or a residual block's; mixed in one line they zigzag."""
         if isinstance(self.module, LAYERS):
-            return "layer output"
+            return LAYER_OUTPUT
         return "activation output" if type(self.module) in ACTIVATIONS else "block output"
 
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from benchmarks.report import write_report
-from benchmarks.report_plots import _mark_divergence
+from benchmarks.report_plots import _mark_divergence, module_kinds
 from benchmarks.sweep_runs import Run, load_runs, varying_keys
 from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
 from tests.conftest import CONF_DIR, FAST_CLI
@@ -67,6 +67,15 @@ def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
     for name in ("summary.md", "cells.csv", "signal_at_init.png", "signal_at_end.png"):
         assert (folder / name).stat().st_size > 0
     assert Image.open(folder / "loss_curves.png").size[0] >= 900
+
+
+def test_sweep_signal_figures_plot_layer_outputs_only(sweep, tmp_path: Path) -> None:
+    """The model is rebuilt from the run's saved config to tell layers from activations."""
+    _, folder = sweep
+    kinds = module_kinds(folder / "init=kaiming_normal" / ".hydra" / "config.yaml")
+    assert kinds["net.layers.0.0"] == "layer output" and kinds["net.head"] == "layer output"
+    assert kinds["net.layers.0.2"] == "activation output"
+    assert module_kinds(tmp_path / "absent.yaml") == {}
 
 
 def test_a_diverged_run_is_marked_where_it_stopped(sweep) -> None:
