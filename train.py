@@ -199,9 +199,7 @@ def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[st
 def _log_hparams(trainer: L.Trainer, record: dict[str, Any]) -> None:
     """The run's row of TensorBoard's HParams tab (``callbacks.hparams``): its values, status
     and final metrics."""
-    extra = {
-        k: v for k, v in record["metrics"].items() if k in ("val/acc_best", "train/diverged_step")
-    }
+    extra = {k: v for k, v in record["metrics"].items() if k in HPARAMS_EXTRA}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             for name, value in extra.items():
