@@ -16,6 +16,7 @@ from inits.spectral import Spectral
 from inits.strategy import InitStrategy, NotApplicable, apply_init
 from inits.targets import WeightTarget, fans, weight_targets
 from inits.variance_scaling import VarianceScaling
+from inits.zero import ZerO, zero_
 
 __all__ = [
     "IRNN",
@@ -36,6 +37,7 @@ __all__ = [
     "Uniform",
     "VarianceScaling",
     "WeightTarget",
+    "ZerO",
     "activation_gain",
     "apply_init",
     "buffers_restored",
@@ -47,4 +49,5 @@ __all__ = [
     "truncated_normal_",
     "variance_scaling_",
     "weight_targets",
+    "zero_",
 ]
