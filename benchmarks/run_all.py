@@ -21,14 +21,17 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import deep_linear, matmul_explosion, signal_vs_depth, throughput
+from benchmarks import audit, deep_linear, matmul_explosion, signal_vs_depth, throughput
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS: dict[str, Callable[..., dict]] = {
     "matmul_explosion": matmul_explosion.run,
     "signal_vs_depth": signal_vs_depth.run,
     "deep_linear": deep_linear.run,
+    "audit": audit.run,
 }
+# scripts that build their runs through train.py's pipeline: they take the Hydra overrides
+PIPELINE = ("throughput", "audit")
 # experiment -> overrides that shrink it in --quick mode (fewer steps and axis values)
 QUICK_STEPS = ["++trainer.limit_train_batches=20", "++trainer.limit_val_batches=2"]
 QUICK_STEPS += ["++trainer.limit_test_batches=2", "trainer.log_every_n_steps=2"]
@@ -68,7 +71,7 @@ def run_all(out: Path, quick: bool, overrides: list[str]) -> dict[str, dict | in
     results: dict[str, dict | int] = {}
     for name, run in {**SCRIPTS, "throughput": throughput.run}.items():
         started = time.perf_counter()
-        kwargs = {"overrides": overrides} if name == "throughput" else {}
+        kwargs = {"overrides": overrides} if name in PIPELINE else {}
         results[name] = run(out / name, quick, **kwargs)
         lines.append(_entry(name, f"{name}/results.md", time.perf_counter() - started))
     for name in SWEEPS:
