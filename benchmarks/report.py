@@ -120,11 +120,20 @@ def cell_rows(table: dict[str, dict[str, list[dict]]], metric: str) -> list[dict
     return out
 
 
-def markdown(runs: list[Run], rows: list[dict[str, Any]], sweep_dir: Path) -> str:
+def report_metric(rows: list[dict[str, Any]]) -> str:
+    """Test accuracy when the sweep tested, else validation accuracy."""
+    return "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
+
+
+def markdown(
+    runs: list[Run],
+    rows: list[dict[str, Any]],
+    table: dict[str, dict[str, list[dict]]],
+    sweep_dir: Path,
+) -> str:
     """The init x setting table (mean and 95 % interval over seeds), the ranking and tests per
     setting, and the list of unfinished runs."""
-    metric = "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
-    table = cells(runs, rows)
+    metric = report_metric(rows)
     columns = list(table)
     lines = [
         f"# Sweep summary: {sweep_dir.name}",
@@ -223,13 +232,13 @@ def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    metric = "test_acc" if any(r["test_acc"] is not None for r in rows) else "val_acc"
-    by_cell = cell_rows(cells(runs, rows), metric)
+    table = cells(runs, rows)
+    by_cell = cell_rows(table, report_metric(rows))
     with (sweep_dir / "cells.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, CELL_COLUMNS)
         writer.writeheader()
         writer.writerows(by_cell)
-    (sweep_dir / "summary.md").write_text(markdown(runs, rows, sweep_dir))
+    (sweep_dir / "summary.md").write_text(markdown(runs, rows, table, sweep_dir))
     write_sweep_tensorboard(runs, sweep_dir)
     keys = varying_keys(runs, ignore=("seed", "init"))
     plot_loss_curves(runs, keys, sweep_dir / "loss_curves.png")

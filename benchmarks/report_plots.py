@@ -151,10 +151,12 @@ def module_kinds(config: Path) -> dict[str, str]:
 
 
 def _mean_at(group: list[Run], tag: str, at: str) -> float:
-    """The tag's value at step 0, or at each run's last logged step, averaged over runs."""
+    """The tag's value at step 0, or at each run's last logged step, averaged over the runs
+    where it is finite (a diverged seed's inf would blank the whole init's line)."""
     values = []
     for run in group:
         curve = run.curves.get(tag, {})
         if curve:
             values.append(curve.get(0, math.nan) if at == "init" else curve[max(curve)])
-    return sum(values) / len(values) if values else math.nan
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan

@@ -30,6 +30,14 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
+def check_recurrent_sizes(hidden_size: int, num_layers: int) -> None:
+    """The recurrent models' sizes (LSTM, RNN, GRU), failing with the keys' names."""
+    if hidden_size < 1 or num_layers < 1:
+        raise ValueError(
+            f"model.hidden_size and model.num_layers must be >= 1, got {hidden_size}, {num_layers}"
+        )
+
+
 def activation_layer(name: str) -> nn.Module:
     check_choice("activation", name, list(ACTIVATIONS))
     return nn.ReLU(inplace=True) if name == "relu" else ACTIVATIONS[name]()

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from models.layers import check_choice
+from models.layers import check_choice, check_recurrent_sizes
 
 
 class LayerNormLSTMCell(nn.LSTMCell):
@@ -61,11 +61,7 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         check_choice("norm for the LSTM", norm, ("none", "layernorm"))
         check_choice("activation for the LSTM (its cell fixes tanh)", activation, ("tanh",))
-        if hidden_size < 1 or num_layers < 1:
-            raise ValueError(
-                "model.hidden_size and model.num_layers must be >= 1, "
-                f"got {hidden_size}, {num_layers}"
-            )
+        check_recurrent_sizes(hidden_size, num_layers)
         channels, _, width = input_shape
         features = channels * width
         if norm == "layernorm":

@@ -4,7 +4,7 @@ the recurrent layers of the course material (module 2.4, "Recurrent Layers (RNN,
 import torch
 from torch import Tensor, nn
 
-from models.layers import check_choice
+from models.layers import check_choice, check_recurrent_sizes
 
 
 class LayerNormRNNCell(nn.RNNCell):
@@ -44,13 +44,6 @@ class RowRecurrentClassifier(nn.Module):
         return self.head(seq[:, -1])
 
 
-def check_sizes(hidden_size: int, num_layers: int) -> None:
-    if hidden_size < 1 or num_layers < 1:
-        raise ValueError(
-            f"model.hidden_size and model.num_layers must be >= 1, got {hidden_size}, {num_layers}"
-        )
-
-
 class RNNClassifier(RowRecurrentClassifier):
     """Elman RNN, ``h_t = f(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)``, ``f`` tanh or relu (ReLU:
     the IRNN of Le et al. 2015, ``init=irnn``). ``norm='none'`` is ``nn.RNN`` (cuDNN on a GPU);
@@ -67,7 +60,7 @@ class RNNClassifier(RowRecurrentClassifier):
     ) -> None:
         check_choice("norm for the RNN", norm, ("none", "layernorm"))
         check_choice("activation for the RNN (nn.RNN offers two)", activation, ("tanh", "relu"))
-        check_sizes(hidden_size, num_layers)
+        check_recurrent_sizes(hidden_size, num_layers)
         features = input_shape[0] * input_shape[2]
         if norm == "layernorm":
             sizes = [features] + [hidden_size] * num_layers
@@ -96,7 +89,7 @@ class GRUClassifier(RowRecurrentClassifier):
     ) -> None:
         check_choice("norm for the GRU", norm, ("none",))
         check_choice("activation for the GRU (its cell fixes tanh)", activation, ("tanh",))
-        check_sizes(hidden_size, num_layers)
+        check_recurrent_sizes(hidden_size, num_layers)
         features = input_shape[0] * input_shape[2]
         rnn = nn.GRU(features, hidden_size, num_layers, batch_first=True)
         super().__init__(rnn, hidden_size, num_classes)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from benchmarks.report import write_report
-from benchmarks.report_plots import _mark_divergence, module_kinds
+from benchmarks.report_plots import _mark_divergence, _mean_at, module_kinds
 from benchmarks.sweep_runs import Run, load_runs, varying_keys
 from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
 from tests.conftest import CONF_DIR, FAST_CLI
@@ -206,3 +207,11 @@ def test_every_experiment_composes_each_of_its_runs(experiment: str) -> None:
 def test_launchers_compose(launcher: str) -> None:
     cfg = _compose(f"hydra/launcher={launcher}")
     assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+
+
+def test_the_end_profile_ignores_a_seed_that_blew_up() -> None:
+    tag = "watched.act_std/000.net.layers.0.0"
+    kept = Run(Path("a"), "a", {}, {tag: {0: 1.0, 10: 2.0}})
+    blown = Run(Path("b"), "b", {}, {tag: {0: 3.0, 5: math.inf}})
+    assert _mean_at([kept, blown], tag, "end") == 2.0
+    assert _mean_at([kept, blown], tag, "init") == 2.0
