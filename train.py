@@ -25,7 +25,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, open_dict
@@ -35,6 +35,7 @@ from callbacks.dashboard import write_summary
 from callbacks.hparams import run_hparams, session_summaries
 from inits import apply_init
 from models import Classifier
+from models.parametrization import build_optimizer
 from resolvers import run_name  # importing it registers the resolvers the configs use
 
 log = logging.getLogger("initbench")
@@ -67,8 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("resume: %s already %s, skipped", output_dir, previous["status"])
         return previous
     started = time.perf_counter()
-    record: dict[str, Any] = {"status": "running", "overrides": _overrides(), **_choices(cfg)}
-    _write(metrics_file, record)
+    record = start_record(cfg)
+    write_record(metrics_file, record)
     try:
         trainer, module, datamodule = build(cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=_checkpoint(cfg, output_dir))
@@ -88,15 +89,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
         if divergence is not None:
             record["divergence"] = divergence.as_dict()
-        _log_hparams(trainer, record)
+        log_hparams(trainer.loggers, record, trainer.global_step)
     except Exception as error:
         record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 2)
-        _write(metrics_file, record)
-    _report(record, output_dir)
-    return _finite(record)  # what metrics.json holds
+        write_record(metrics_file, record)
+    report(record, output_dir)
+    return finite(record)  # what metrics.json holds
+
+
+def start_record(cfg: DictConfig) -> dict[str, Any]:
+    """What ``metrics.json`` says while a run trains: status ``running``, the command-line
+    overrides and the chosen files, read from Hydra's config of the current job."""
+    return {"status": "running", "overrides": _overrides(), **_choices(cfg)}
 
 
 def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -109,19 +116,19 @@ def _checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 @rank_zero_only  # one metrics.json per run, also under DDP
-def _write(path: Path, record: dict[str, Any]) -> None:
-    path.write_text(json.dumps(_finite(record), indent=2, allow_nan=False) + "\n")
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    path.write_text(json.dumps(finite(record), indent=2, allow_nan=False) + "\n")
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """Strict JSON: NaN and Inf (a diverged run's loss) become None, written as null, which
     ``jq`` and every JSON parser read."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
@@ -149,6 +156,7 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
     optimizer = instantiate(cfg.optimizer)
     scheduler = instantiate(cfg.scheduler)
     strategy = instantiate(cfg.init)
+    parametrization = instantiate(cfg.get("parametrization"))  # None: the standard one
     loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
     callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
     if not cfg.trainer.get("enable_progress_bar", True):  # the switch wins over the callback
@@ -163,10 +171,13 @@ def build(cfg: DictConfig) -> tuple[L.Trainer, Classifier, L.LightningDataModule
         raise ValueError(f"optimizer={cfg.optimizer._target_}: {error}") from error
     if scheduler is not None:
         scheduler(probe, _planned_steps(trainer))
+    build_optimizer(net, optimizer, parametrization)  # muP refuses a model or optimizer now
     datamodule.setup("fit")
     x, _ = next(iter(datamodule.train_dataloader()))
     apply_init(strategy, net, x)  # its own visible step: after building, before the optimizer
-    module = Classifier(net, optimizer, datamodule.num_classes, scheduler)
+    if parametrization is not None:
+        parametrization.rescale_init(net)  # muP rescales what the init wrote (the readout)
+    module = Classifier(net, optimizer, datamodule.num_classes, scheduler, parametrization)
     if cfg.get("compile"):
         module = torch.compile(module)  # Lightning unwraps it and trains the compiled forward
     return trainer, module, datamodule
@@ -196,16 +207,16 @@ def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[st
 
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
-def _log_hparams(trainer: L.Trainer, record: dict[str, Any]) -> None:
+def log_hparams(loggers: list[Logger], record: dict[str, Any], step: int) -> None:
     """The run's row of TensorBoard's HParams tab (``callbacks.hparams``): its values, status
     and final metrics."""
     extra = {k: v for k, v in record["metrics"].items() if k in HPARAMS_EXTRA}
-    for logger in trainer.loggers:
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             for name, value in extra.items():
-                logger.experiment.add_scalar(name, value, trainer.global_step)
+                logger.experiment.add_scalar(name, value, step)
             for summary in session_summaries(record["hparams"], record["status"]):
-                write_summary(logger.experiment, summary, trainer.global_step)
+                write_summary(logger.experiment, summary, step)
         else:
             logger.log_hyperparams(record["hparams"])
         logger.save()
@@ -231,7 +242,7 @@ def _choices(cfg: DictConfig) -> dict[str, Any]:
     return {"choices": groups, "seed": cfg.seed}
 
 
-def _report(record: dict[str, Any], output_dir: Path) -> None:
+def report(record: dict[str, Any], output_dir: Path) -> None:
     metrics = record["metrics"]
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("val/acc", "test/acc") if k in metrics)
     log.info("%s in %.1f s: %s", record["status"], record["seconds"], shown)

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import audit, deep_linear, matmul_explosion, signal_vs_depth, throughput
+from benchmarks import (
+    audit,
+    coord_check,
+    deep_linear,
+    edge_of_chaos,
+    irnn_vs_lstm,
+    matmul_explosion,
+    signal_vs_depth,
+    throughput,
+    zero_vs_kaiming,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS: dict[str, Callable[..., dict]] = {
@@ -29,9 +39,20 @@ SCRIPTS: dict[str, Callable[..., dict]] = {
     "signal_vs_depth": signal_vs_depth.run,
     "deep_linear": deep_linear.run,
     "audit": audit.run,
+    "edge_of_chaos": edge_of_chaos.run,
+    "irnn_vs_lstm": irnn_vs_lstm.run,
+    "zero_vs_kaiming": zero_vs_kaiming.run,
+    "coord_check": coord_check.run,
 }
 # scripts that build their runs through train.py's pipeline: they take the Hydra overrides
-PIPELINE = ("throughput", "audit")
+PIPELINE = (
+    "throughput",
+    "audit",
+    "edge_of_chaos",
+    "irnn_vs_lstm",
+    "zero_vs_kaiming",
+    "coord_check",
+)
 # experiment -> overrides that shrink it in --quick mode (fewer steps and axis values)
 QUICK_STEPS = ["++trainer.limit_train_batches=20", "++trainer.limit_val_batches=2"]
 QUICK_STEPS += ["++trainer.limit_test_batches=2", "trainer.log_every_n_steps=2"]

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from models.parametrization import MuP, Standard, build_optimizer
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
 
@@ -21,6 +23,8 @@ class Classifier(L.LightningModule):
         scheduler: builds an LR schedule from the optimizer and the run's total steps
             (`models/schedules.py`); it is stepped after every optimizer step.
         num_classes: number of classes of the dataset.
+        parametrization: how the learning rate varies per layer (`models/parametrization.py`:
+            muP's parameter groups); None is the standard one, a single group.
     """
 
     def __init__(
@@ -29,10 +33,12 @@ class Classifier(L.LightningModule):
         optimizer: OptimizerFactory,
         num_classes: int,
         scheduler: SchedulerFactory | None = None,
+        parametrization: Standard | MuP | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "parametrization"])
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
+        self.parametrization = parametrization
         self._samples = 0  # training samples of this epoch; their loss and hits sum below
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -88,7 +94,7 @@ class Classifier(L.LightningModule):
         self._evaluate(batch, "test")
 
     def configure_optimizers(self) -> dict:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = build_optimizer(self.net, self.optimizer_factory, self.parametrization)
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         total = self.trainer.estimated_stepping_batches  # inf for a run without end

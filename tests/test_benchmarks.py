@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from benchmarks.run_all import SCRIPTS, SWEEPS, run_all
 from benchmarks.throughput import COLUMNS, PairedRawLoop, RawLoop
@@ -73,6 +74,20 @@ def test_deep_linear_claims(quick) -> None:
     deepest = max(d for _, d in steps)
     assert steps["orthogonal", deepest] < steps["scaled Gaussian N(0,1/n)", deepest] / 3
     assert steps["orthogonal", deepest] < 3 * steps["orthogonal", min(d for _, d in steps)]
+
+
+def test_coord_check_claims(quick) -> None:
+    rows = quick[1]["coord_check"]["coord_check"]
+    readout = {
+        (r["model"], r["optimizer"], r["parametrization"]): max(map(abs, r["_slopes"][1:]))
+        for r in rows
+        if r["layer"] == "readout"
+    }
+    assert len(readout) == 2 * 2 * 2
+    for model, optimizer, _ in readout:  # SP's logits move more with the width than muP's
+        assert readout[model, optimizer, "mup"] < readout[model, optimizer, "standard"]
+    figures = sorted((quick[0] / "coord_check").glob("*.png"))
+    assert len(figures) == 4 and all(Image.open(f).width >= 1000 for f in figures)
 
 
 def test_throughput_table(quick) -> None:

@@ -19,6 +19,7 @@ GROUPS = [
     "init",
     "optimizer",
     "scheduler",
+    "parametrization",
     "trainer",
     "logger",
     "callbacks",
