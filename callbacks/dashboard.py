@@ -2,11 +2,10 @@
 figures drawn when training ends."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
@@ -34,9 +33,9 @@ FOLDED = ("parameters",)
 SIGNAL_TAG = stat_tag("by_depth", "signal_propagation")
 
 
-def tensorboard_writers(trainer: L.Trainer) -> list:
-    """The SummaryWriters of the run's TensorBoard loggers (histograms, images, figures)."""
-    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+def tensorboard_writers(loggers: Iterable[Logger]) -> list:
+    """The SummaryWriters of a run's TensorBoard loggers (histograms, images, figures)."""
+    return [lg.experiment for lg in loggers if isinstance(lg, TensorBoardLogger)]
 
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins

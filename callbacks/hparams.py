@@ -34,6 +34,7 @@ TEXT, NUMBER, FLAG = str, float, bool
 # and wiring left out), the seed and the status. A run without a key leaves its cell empty.
 COLUMNS: dict[str, type] = {
     "init": TEXT, "model": TEXT, "data": TEXT, "optimizer": TEXT, "scheduler": TEXT,
+    "parametrization": TEXT,
     "init.mode": TEXT, "init.distribution": TEXT, "init.gain": NUMBER, "init.std": NUMBER,
     "init.mean": NUMBER, "init.value": NUMBER, "init.low": NUMBER, "init.high": NUMBER,
     "init.bias": NUMBER, "init.forget_bias": NUMBER, "init.recurrent_orthogonal": FLAG,

@@ -5,38 +5,40 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch import Tensor, nn
+from torch import Tensor
 
-from callbacks.dashboard import (
-    end_figures,
-    layout,
-    layout_summary,
-    tensorboard_writers,
-    write_histogram,
-    write_summary,
-)
-from callbacks.figures import colorful_dimension_figure
+from callbacks.dashboard import end_figures, layout, layout_summary, write_histogram, write_summary
 from callbacks.loss_scale import loss_scale
 from callbacks.reduce import Moments, all_reduce_moments
 from callbacks.statistics import (
-    RATIO_FLOOR,
     activation_moments,
     activation_stats,
     gradient_moments,
     gradient_stats,
     histogram,
     parameter_stats,
+    stacked_grads,
+)
+from callbacks.stats_output import (
+    Colorful,
+    Target,
+    log_scalars,
+    targets,
+    to_host,
+    write_figures,
 )
 from callbacks.watched import (
     Watched,
     WatchedParameter,
     layer_tag,
+    member_roots,
+    population_size,
+    short_path,
     stat_tag,
     tag_digits,
     watched_modules,
     watched_parameters,
+    watched_root,
 )
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Row:
-    """One value of the tidy table: ``stat`` of ``layer`` at ``step``."""
+    """One value of the tidy table: ``stat`` of ``layer`` at ``step``, of population member
+    ``member`` (0 for a single run)."""
 
     step: int
     layer: str
     stat: str
     value: float
+    member: int = 0
 
 
 class LayerStats(L.Callback):
@@ -59,6 +63,10 @@ class LayerStats(L.Callback):
     module's output statistics and put a tensor hook on the output for its gradient (module
     backward hooks break on in-place activations); the forward hooks are removed after the
     backward pass. Everything is computed on the device, stacked, and moved to the host once.
+    In a population (``population.module.Population``: K members in one stacked forward)
+    every value is computed per member (a hook's output rows are the members' batches, one
+    after the other) and each member's go to its own loggers under a single run's tags; frozen
+    (diverged) members' logs stop, as a single run's do.
     Under DDP, activation and activation-gradient sums and histograms are reduced across ranks
     first, so every value is the global batch's. Under 16-mixed, gradients are divided by the
     loss scale, so every precision shows the true gradients. Ratios over a weight norm below
@@ -103,14 +111,15 @@ class LayerStats(L.Callback):
         self._series: dict[str, str] = {}  # layer tag -> its line in the figures (its kind)
         self._order: dict[str, int] = {}
         self._digits = 0  # of the forward position in tags: set from the model
+        self._size = 1  # members whose rows a hooked output holds (K; 1 for a single run)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        # Every value below has a leading member dim (K,).
         self._pending: dict[tuple[str, str], Tensor] = {}  # (stat, tag): global already
         self._ratios: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}  # numerator, denominator
         self._moments: Moments = {}  # (kind, tag): this rank's sums, reduced at the flush
         self._grad_scale: Tensor | float = 1.0  # 1 / the loss scale of this step's backward
-        self._before: dict[str, tuple[WatchedParameter, Tensor, Tensor]] = {}  # value, norm
-        self._colorful: dict[str, list[Tensor]] = {}
-        self._colorful_steps: list[int] = []
+        self._before: dict[str, tuple[tuple[WatchedParameter, ...], Tensor, Tensor]] = {}
+        self._colorful = Colorful(hist_limit)
         self._step: int | None = None
         self._drawn = False
 
@@ -128,29 +137,31 @@ class LayerStats(L.Callback):
         self._step = step if step % self.every_n_steps == 0 else None
         if self._step is None:
             return
-        self._digits = self._digits or tag_digits(module)
-        for watched in watched_modules(module):
+        root, self._size = watched_root(module), population_size(module)
+        self._digits = self._digits or tag_digits(root)
+        for watched in watched_modules(root):
             hook = self._forward_hook(watched)
             self._handles.append(watched.module.register_forward_hook(hook))
 
     def _forward_hook(self, watched: Watched):
-        kind, label = watched.kind, f"{_short(watched.name)} {type(watched.module).__name__}"
-
-        def hook(_: nn.Module, __: tuple, output: Tensor | tuple) -> None:
+        def hook(_: torch.nn.Module, __: tuple, output: Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
             tag = self._tag(watched.name)
-            self._labels[tag], self._series[tag] = label, kind
-            self._moments[("act", tag)] = activation_moments(out, watched.bounded, watched.unit_dim)
+            self._labels[tag], self._series[tag] = watched.label, watched.kind
+            moments = activation_moments(out, watched.bounded, watched.unit_dim, self._size)
+            self._moments[("act", tag)] = moments
             if self.histograms:
-                counts = histogram(out, self.hist_bins, self.hist_limit)
+                counts = histogram(out, self.hist_bins, self.hist_limit, self._size)
                 self._moments[("hist", tag)] = {"counts": counts}
             if out.requires_grad:
-                out.register_hook(lambda grad: self._record_grad(tag, grad))
+                shape = out.shape
+                hooked = _whole(out)
+                hooked.register_hook(lambda grad: self._record_grad(tag, grad.reshape(shape)))
 
         return hook
 
     def _record_grad(self, tag: str, grad: Tensor) -> None:
-        self._moments[("act_grad", tag)] = gradient_moments(grad)
+        self._moments[("act_grad", tag)] = gradient_moments(grad, self._size)
 
     def _tag(self, module_name: str, name: str | None = None) -> str:
         """``NNN.path``: the module's position in forward order (the order hooks fire), then
@@ -166,47 +177,56 @@ class LayerStats(L.Callback):
         scale = loss_scale(trainer)
         self._grad_scale = 1.0 if scale is None else 1 / scale
         singular = self.sv_every > 0 and self._step % self.sv_every == 0
-        for p in watched_parameters(module):
-            if p.param.grad is None:
+        # The same tensor of every member, in the same order (the members share a model).
+        for group in zip(*(watched_parameters(root) for root in member_roots(module))):
+            grad = stacked_grads([q.param for q in group])
+            if grad is None:
                 continue
-            tag, weight = self._tag(p.anchor, p.name), p.value()
-            self._labels[tag] = _short(p.name)
+            p, weight = group[0], torch.stack([q.value() for q in group])  # also a copy
+            tag = self._tag(p.anchor, p.name)
+            self._labels[tag] = short_path(p.name)
             self._series[tag] = f"{type(p.module).__name__} {p.attr}"
-            stats = parameter_stats(weight, p.param.grad, singular, self._grad_scale)
+            stats = parameter_stats(weight, grad, singular, self._grad_scale)
             self._pending.update({(stat, tag): value for stat, value in stats.items()})
-            trained = p.param.detach().float().norm() if p.parametrized else stats["weight_norm"]
+            trained = stats["weight_norm"]
+            if p.parametrized:
+                trained = torch.stack([q.param.detach() for q in group]).float().flatten(1)
+                trained = trained.norm(dim=1)
             self._ratios[("grad_to_weight", tag)] = (stats["grad_norm"], trained)
-            self._before[tag] = (p, weight.clone(), stats["weight_norm"])
+            self._before[tag] = (group, weight, stats["weight_norm"])
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *_) -> None:
         if self._step is None:
             return
-        for tag, (p, before, norm) in self._before.items():
-            self._ratios[("update_ratio", tag)] = ((p.value() - before).float().norm(), norm)
+        for tag, (group, before, norm) in self._before.items():
+            change = torch.stack([q.value() for q in group]) - before
+            self._ratios[("update_ratio", tag)] = (change.float().flatten(1).norm(dim=1), norm)
         self._before.clear()
-        self._flush(trainer, self._step)
+        self._flush(trainer, module, self._step)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._remove_hooks()
-        self._write_figures(trainer)
-        if self._colorful:
-            self._write_images(trainer, trainer.global_step)
+        self._write_figures(trainer, module)
+        if trainer.is_global_zero:
+            for target in targets(trainer, module, self.title, frozen=True):
+                self._colorful.write(target, self._labels, trainer.global_step)
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, error: BaseException):
         self._remove_hooks()
-        self._write_figures(trainer)
+        self._write_figures(trainer, module)
 
-    def _write_figures(self, trainer: L.Trainer) -> None:
+    def _write_figures(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """The figures of the whole table, once, drawn after training: about 0.3 s each, a
-        few percent of an MLP epoch on CPU, and nothing during training."""
-        writers = tensorboard_writers(trainer)
-        if self._drawn or not writers or not trainer.is_global_zero:
+        few percent of an MLP epoch on CPU, and nothing during training. A frozen member's
+        too: a diverged single run draws them when it stops."""
+        if self._drawn or not trainer.is_global_zero:
             return
         self._drawn = True
-        figures = end_figures(self.table, self._labels, self._series, self.title)
-        for tag, figure in figures.items():
-            for writer in writers:
-                writer.add_figure(tag, figure, trainer.global_step if "signal" not in tag else 0)
+        for target in targets(trainer, module, self.title, frozen=True):
+            if target.writers:
+                rows = [r for r in self.table if r.member == target.index]
+                figures = end_figures(rows, self._labels, self._series, target.title)
+                write_figures(target, figures, trainer.global_step)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -214,8 +234,9 @@ class LayerStats(L.Callback):
         self._handles.clear()
 
     # -- output ------------------------------------------------------------------------------
-    def _flush(self, trainer: L.Trainer, step: int) -> None:
-        """Reduce across ranks, move every value to the host in one transfer, then log."""
+    def _flush(self, trainer: L.Trainer, module: L.LightningModule, step: int) -> None:
+        """Reduce across ranks, move every member's values to the host in one transfer, then
+        log each member's to its own loggers."""
         all_reduce_moments(self._moments)
         for (kind, tag), moments in self._moments.items():
             if kind == "act":
@@ -228,65 +249,36 @@ class LayerStats(L.Callback):
         self._moments.clear()
         if not (self._pending or self._ratios):
             return
-        scalars, histograms = self._to_host()
-        self.table += [Row(step, layer, stat, value) for (stat, layer), value in scalars.items()]
-        metrics = {stat_tag(stat, layer): value for (stat, layer), value in scalars.items()}
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                _write_scalars(logger.experiment, metrics, step)
-            else:
-                logger.log_metrics(metrics, step=step)
-        self._log_tensorboard(trainer, step, scalars, histograms)
-
-    def _to_host(self) -> tuple[dict[tuple[str, str], float], dict[str, Tensor]]:
-        """Every pending value in one transfer: scalars by (stat, tag), and histogram counts by
-        tag. A ratio whose denominator is below ``RATIO_FLOOR`` is left out."""
-        scalar_keys = [k for k in self._pending if k[0] != "hist"]
-        hist_keys = [k for k in self._pending if k[0] == "hist"]
-        ratio_keys = list(self._ratios)
-        values = [self._pending[k] for k in scalar_keys]
-        values += [part for k in ratio_keys for part in self._ratios[k]]
-        parts = [torch.stack(values)] if values else []
-        host = torch.cat(parts + [self._pending[k] for k in hist_keys]).double().cpu()  # one sync
+        by_member = to_host(self._pending, self._ratios)
         self._pending.clear()
         self._ratios.clear()
-        flat = host[: len(values)].tolist()
-        scalars = dict(zip(scalar_keys, flat))
-        pairs = zip(flat[len(scalar_keys) :: 2], flat[len(scalar_keys) + 1 :: 2])
-        for key, (numerator, denominator) in zip(ratio_keys, pairs):
-            if not denominator < RATIO_FLOOR:  # NaN (a diverged weight) is kept, as NaN
-                scalars[key] = numerator / denominator
-        counts = host[len(values) :].split(self.hist_bins)
-        return scalars, {tag: c for (_, tag), c in zip(hist_keys, counts)}
+        for target in targets(trainer, module, self.title):
+            scalars, histograms = by_member[target.index]
+            self.table += [
+                Row(step, layer, stat, value, target.index)
+                for (stat, layer), value in scalars.items()
+            ]
+            metrics = {stat_tag(stat, layer): value for (stat, layer), value in scalars.items()}
+            log_scalars(target.loggers, metrics, step)
+            self._log_tensorboard(trainer, target, step, scalars, histograms)
 
     def _log_tensorboard(
-        self, trainer: L.Trainer, step: int, scalars: dict, histograms: dict[str, Tensor]
+        self,
+        trainer: L.Trainer,
+        target: Target,
+        step: int,
+        scalars: dict,
+        histograms: dict[str, Tensor],
     ) -> None:
-        writers = tensorboard_writers(trainer)
-        for writer in writers:
+        for writer in target.writers:
             if step == 0:
                 write_summary(writer, layout_summary(layout(sorted({s for s, _ in scalars}))), 0)
             for tag, counts in histograms.items():
                 write_histogram(writer, stat_tag("act_hist", tag), counts, self.hist_limit, step)
-        for tag, counts in histograms.items():
-            self._colorful.setdefault(tag, []).append(counts)
-        if histograms:
-            self._colorful_steps.append(step)
-        if step % self.images_every < self.every_n_steps:  # the first logging step from a
-            self._write_images(trainer, step)  # multiple of images_every on
-
-    def _write_images(self, trainer: L.Trainer, step: int) -> None:
-        """Each output's colorful-dimension figure, with the history so far."""
-        writers = tensorboard_writers(trainer)
-        if not writers or not trainer.is_global_zero:
-            return
-        for tag, history in self._colorful.items():
-            name = self._labels.get(tag, tag)
-            figure = colorful_dimension_figure(
-                torch.stack(history, dim=1), self._colorful_steps, self.hist_limit, name
-            )
-            for writer in writers:
-                writer.add_figure(stat_tag("colorful_dimension", tag), figure, step)
+        self._colorful.add(target.index, step, histograms)
+        # the first logging step from a multiple of images_every on
+        if step % self.images_every < self.every_n_steps and trainer.is_global_zero:
+            self._colorful.write(target, self._labels, step)
 
 
 def _check_at_least(key: str, value: int, least: int) -> None:
@@ -294,15 +286,11 @@ def _check_at_least(key: str, value: int, least: int) -> None:
         raise ValueError(f"stats.{key} must be >= {least}, got {value}")
 
 
-def _short(path: str) -> str:
-    """A module or parameter path without the model's own prefix, for the figures' ticks."""
-    return path.removeprefix("net.") or "model"
-
-
-def _write_scalars(writer, scalars: dict[str, float], step: int) -> None:
-    """Every value of a logging step as one TensorBoard event. Why by hand: ``add_scalar``
-    writes one event per value, about 0.14 ms each: 20 ms for an MLP's 150 values, where one
-    event with all of them takes 0.5 ms. Lightning's ``log_hyperparams`` writes its Summary
-    protos the same way."""
-    values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
-    write_summary(writer, Summary(value=values), step)
+def _whole(out: Tensor) -> Tensor:
+    """The tensor whose gradient hook sees ``out``'s gradient: ``out``, or the tensor it
+    reshapes (a stacked Linear's (K, B, F) as (K * B, F)). An in-place op after it
+    (``ReLU(inplace=True)``) moves a view's gradient onto its base, and a hook on the view
+    would never fire."""
+    base = out._base
+    same = base is not None and base.numel() == out.numel()
+    return base if same and base.is_contiguous() and out.is_contiguous() else out

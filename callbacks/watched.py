@@ -1,4 +1,9 @@
-"""Which modules and parameters of a model the statistics watch, and how their tags sort."""
+"""Which modules and parameters of a model the statistics watch, and how their tags sort.
+
+A population (``population.module.Population``) is watched as K single runs: its stacked
+``net`` (one module per layer, each module standing for its members' layers: ``stacks`` names
+the class it stacks) for the outputs, each member's own ``net`` for the parameters, under the
+paths a single run has (``net.layers.0.0``)."""
 
 from dataclasses import dataclass
 
@@ -45,9 +50,47 @@ class Watched:
     def kind(self) -> str:
         """Which series of a depth figure the output belongs to: a layer's (Linear, Conv,
         LSTM), an activation's, or a residual block's; mixed in one line they zigzag."""
-        if isinstance(self.module, LAYERS):
+        cls = module_class(self.module)
+        if issubclass(cls, LAYERS):
             return LAYER_OUTPUT
-        return "activation output" if type(self.module) in ACTIVATIONS else "block output"
+        return "activation output" if cls in ACTIVATIONS else "block output"
+
+    @property
+    def label(self) -> str:
+        """Its tick label in the figures: path without the model's prefix, and class."""
+        return f"{short_path(self.name)} {module_class(self.module).__name__}"
+
+
+def module_class(module: nn.Module) -> type:
+    """The class a module acts as: a stacked module's ``stacks`` (the layer class whose
+    members it runs), else its own."""
+    cls = getattr(module, "stacks", None)
+    return cls if isinstance(cls, type) else type(module)
+
+
+def population_size(module: nn.Module) -> int:
+    """K: the members a LightningModule trains at once (1 for a single run)."""
+    return getattr(module, "population_size", 1)
+
+
+def watched_root(module: nn.Module) -> nn.Module:
+    """The module tree whose outputs the statistics watch: the LightningModule itself for a
+    single run; for a population only its stacked ``net`` under the path ``net`` (it also
+    holds the member nets, which run no forward of their own)."""
+    return nn.ModuleDict({"net": module.net}) if hasattr(module, "members") else module
+
+
+def member_roots(module: nn.Module) -> list[nn.Module]:
+    """Per member, the module tree that holds its trained parameters, under the single run's
+    paths (``net.head.weight``); ``[module]`` for a single run."""
+    if not hasattr(module, "members"):
+        return [module]
+    return [nn.ModuleDict({"net": member.net}) for member in module.members]
+
+
+def short_path(path: str) -> str:
+    """A module or parameter path without the model's own prefix, for the figures' ticks."""
+    return path.removeprefix("net.") or "model"
 
 
 def watched_modules(model: nn.Module) -> list[Watched]:
@@ -58,11 +101,12 @@ def watched_modules(model: nn.Module) -> list[Watched]:
     order) produced, so it takes that layer's unit dim."""
     watched, unit_dim = [], 1
     for name, module in model.named_modules():
-        if isinstance(module, LAYERS):
-            unit_dim = -1 if isinstance(module, FEATURES_LAST) else 1
-        elif not (type(module) in ACTIVATIONS or hasattr(module, "zero_init_last")):
+        cls = module_class(module)
+        if issubclass(cls, LAYERS):
+            unit_dim = -1 if issubclass(cls, FEATURES_LAST) else 1
+        elif not (cls in ACTIVATIONS or hasattr(module, "zero_init_last")):
             continue
-        watched.append(Watched(name, module, ACTIVATIONS.get(type(module)), unit_dim))
+        watched.append(Watched(name, module, ACTIVATIONS.get(cls), unit_dim))
     return watched
 
 

@@ -21,6 +21,15 @@ class FixupScalars(nn.Module):
         )
         self.scale = nn.Parameter(torch.ones(1))
 
+    def shift(self, x: Tensor, name: str) -> Tensor:
+        """``x`` plus the bias ``name`` (``bias1a``, ``bias1b``, ``bias2a`` or ``bias2b``): a
+        method, not a read of the parameter, so a population's stacked copy can add each
+        member's own (``population/stacked_layers.py``)."""
+        return x + getattr(self, name)
+
+    def rescale(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
 
 class BranchScale(nn.Module):
     """A learnable scalar that multiplies a residual branch: ReZero's alpha (Bachlechner et al.
@@ -32,6 +41,9 @@ class BranchScale(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.alpha = nn.Parameter(torch.zeros(1))
+
+    def forward(self, branch: Tensor) -> Tensor:
+        return branch * self.alpha
 
 
 class BasicBlock(nn.Module):
@@ -84,10 +96,10 @@ class BasicBlock(nn.Module):
         if f is None:
             branch = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
         else:
-            out = self.act1(self.norm1(self.conv1(x + f.bias1a)) + f.bias1b)
-            branch = self.norm2(self.conv2(out + f.bias2a)) * f.scale + f.bias2b
+            out = self.act1(f.shift(self.norm1(self.conv1(f.shift(x, "bias1a"))), "bias1b"))
+            branch = f.shift(f.rescale(self.norm2(self.conv2(f.shift(out, "bias2a")))), "bias2b")
         if self.branch_scale is not None:
-            branch = branch * self.branch_scale.alpha
+            branch = self.branch_scale(branch)
         return self.act2(branch + self.shortcut(x))
 
 

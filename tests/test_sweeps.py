@@ -70,6 +70,31 @@ def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
     assert Image.open(folder / "loss_curves.png").size[0] >= 900
 
 
+def test_a_population_sweep_reports_what_the_basic_launcher_reports(
+    sweep, data_root: Path, tmp_path: Path
+) -> None:
+    """The same sweep (one run trains, one diverges, one fails in its init) under
+    ``hydra/launcher=population``: every run ends as under the basic launcher, and the report
+    is the same, number for number."""
+    basic, basic_folder = sweep
+    result = _multirun(tmp_path, data_root, "hydra/launcher=population")
+    assert result.returncode == basic.returncode == 1, result.stderr[-2000:]
+    (folder,) = (tmp_path / "multiruns").iterdir()
+    assert "population of 3 runs" in result.stdout + result.stderr
+    rows, basic_rows = _rows(folder), _rows(basic_folder)
+    for init, row in rows.items():
+        expected = basic_rows[init]
+        for column in ("status", "error", "diverged_step", "diverged_layer", "steps"):
+            assert row[column] == expected[column], (init, column)
+        for column in ("val_acc", "best_val_acc", "test_acc", "val_loss"):
+            if expected[column]:
+                assert float(row[column]) == pytest.approx(float(expected[column]), rel=1e-4)
+    body, basic_body = (
+        (f / "summary.md").read_text().split("\n", 1)[1] for f in (folder, basic_folder)
+    )
+    assert body == basic_body
+
+
 def test_sweep_signal_figures_plot_layer_outputs_only(sweep, tmp_path: Path) -> None:
     """The model is rebuilt from the run's saved config to tell layers from activations."""
     _, folder = sweep

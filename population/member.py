@@ -1,0 +1,53 @@
+"""One run of a population: what the callbacks need to treat it as the single run it stands for."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+from torch import nn
+
+
+@dataclass
+class Member:
+    """A member of a population.
+
+    Args:
+        index: its position in the population: its samples are rows ``index * B`` to
+            ``(index + 1) * B - 1`` of every stacked batch, its outputs the same rows.
+        cfg: its resolved config (what ``python train.py OVERRIDES`` would run).
+        output_dir: its run folder.
+        net: its own model, holding the parameters the optimizer trains (the stacked model
+            reads them); a single run's ``Classifier.net``.
+        loggers: its own loggers (TensorBoard events in its run folder), in place of
+            ``trainer.loggers``.
+        title: what its figures name it by (``cfg.stats.title``: its init).
+        num_classes: classes of its dataset.
+        parametrization: its ``parametrization`` (muP's per-layer learning rates), if any.
+        record: its ``metrics.json`` contents so far.
+        active: False once it diverged: frozen, no more updates or logs.
+    """
+
+    index: int
+    cfg: DictConfig
+    output_dir: Path
+    net: nn.Module
+    loggers: list[Logger] = field(default_factory=list)
+    title: str | None = None
+    num_classes: int = 0
+    parametrization: Any = None
+    record: dict[str, Any] = field(default_factory=dict)
+    active: bool = True
+
+
+class SingleView(nn.Module):
+    """A member's net under the path a single run's ``Classifier`` gives it (``net.*``), so
+    what names modules and parameters (statistics, the divergence guard) names them alike."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
