@@ -7,9 +7,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from callbacks.dashboard import end_figures, layout, layout_summary, write_histogram, write_summary
+from callbacks.dashboard import layout, layout_summary, write_histogram, write_summary
 from callbacks.loss_scale import loss_scale
 from callbacks.reduce import Moments, all_reduce_moments
+from callbacks.render import draw_all
 from callbacks.statistics import (
     activation_moments,
     activation_stats,
@@ -222,11 +223,13 @@ class LayerStats(L.Callback):
         if self._drawn or not trainer.is_global_zero:
             return
         self._drawn = True
-        for target in targets(trainer, module, self.title, frozen=True):
-            if target.writers:
-                rows = [r for r in self.table if r.member == target.index]
-                figures = end_figures(rows, self._labels, self._series, target.title)
-                write_figures(target, figures, trainer.global_step)
+        drawn = [t for t in targets(trainer, module, self.title, frozen=True) if t.writers]
+        jobs = [
+            ([r for r in self.table if r.member == t.index], self._labels, self._series, t.title)
+            for t in drawn
+        ]
+        for target, figures in zip(drawn, draw_all(jobs)):
+            write_figures(target, figures, trainer.global_step)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:

@@ -93,11 +93,12 @@ def _write_scalars(writer, scalars: dict[str, float], step: int) -> None:
     write_summary(writer, Summary(value=values), step)
 
 
-def write_figures(target: Target, figures: dict[str, object], step: int) -> None:
-    """The end-of-training figures by tag, at ``step`` (the signal at init at step 0)."""
-    for tag, figure in figures.items():
+def write_figures(target: Target, figures: dict[str, Summary], step: int) -> None:
+    """The end-of-training figures (image summaries, ``callbacks.render``) by tag, at ``step``
+    (the signal at init at step 0)."""
+    for tag, summary in figures.items():
         for writer in target.writers:
-            writer.add_figure(tag, figure, step if "signal" not in tag else 0)
+            write_summary(writer, summary, step if "signal" not in tag else 0)
 
 
 class Colorful:
