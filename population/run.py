@@ -21,7 +21,7 @@ from population.guard import MemberGuard
 from population.loggers import MemberLoggers, split_key
 from population.member import Member
 from population.module import Population
-from population.stacked import stack
+from population.stacked import architecture, stack
 from train import finite, log_hparams, report, write_record
 
 log = logging.getLogger("initbench.population")
@@ -66,8 +66,14 @@ def train_population(runs: list[tuple[DictConfig, dict[str, Any]]]) -> list[dict
     for (cfg, _), record in zip(runs, records):
         Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
         write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
-    datamodule = instantiate(runs[0][0].data)
-    datamodule.setup("fit")
+    try:  # one dataset for all: a missing file fails every member, as it fails each run
+        datamodule = instantiate(runs[0][0].data)
+        datamodule.setup("fit")
+    except Exception as error:
+        for (cfg, _), record in zip(runs, records):
+            _end(cfg, record, time.perf_counter(), failed=error)
+        log.error("the population's data failed to load: %s", records[0]["error"])
+        return [finite(r) for r in records]
     built = []
     for (cfg, _), record in zip(runs, records):
         started = time.perf_counter()
@@ -92,11 +98,7 @@ def _by_architecture(built: list[tuple]) -> list[list[tuple]]:
     in architecture after their inits; each group trains as its own population."""
     groups: dict[tuple, list[tuple]] = {}
     for item in built:
-        net = item[2][0]
-        signature = tuple((n, type(m).__name__) for n, m in net.named_modules()) + tuple(
-            (n, tuple(t.shape)) for n, t in (*net.named_parameters(), *net.named_buffers())
-        )
-        groups.setdefault(signature, []).append(item)
+        groups.setdefault(architecture(item[2][0]), []).append(item)
     return list(groups.values())
 
 

@@ -117,6 +117,12 @@ def check_same_architecture(members: Sequence[nn.Module]) -> None:
 Signature = tuple[type, str, tuple[tuple[str, tuple[int, ...], str], ...]]
 
 
+def architecture(net: nn.Module) -> tuple[tuple[str, Signature], ...]:
+    """What two members must share to be stacked: every module's path, type, settings and
+    tensor shapes (hashable: the key of a population)."""
+    return tuple(_signatures(net).items())
+
+
 def _signatures(net: nn.Module) -> dict[str, Signature]:
     def own(module: nn.Module) -> Signature:
         tensors = chain(module.named_parameters(recurse=False), module.named_buffers(recurse=False))

@@ -125,3 +125,12 @@ def test_a_member_whose_init_fails_is_recorded_and_the_others_train(
     assert records[1]["status"] == "failed" and "injected failure" in records[1]["error"]
     saved = json.loads((tmp_path / "member1" / "metrics.json").read_text())
     assert saved["status"] == "failed"
+
+
+def test_missing_data_fails_every_member_in_its_metrics(make_cfg, tmp_path: Path) -> None:
+    runs = member_runs(make_cfg, tmp_path, ["stats=off", f"data.root={tmp_path / 'none'}"],
+                       MEMBERS[:2])  # fmt: skip
+    records = train_population(runs)
+    for i, record in enumerate(records):
+        assert record["status"] == "failed" and "no usable dataset" in record["error"]
+        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == record
