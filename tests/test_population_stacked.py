@@ -16,7 +16,7 @@ from population.stacked import NotStackable, stack, unstackable
 from population.stacked_layers import Stacked, StackedConv2d
 
 K, B, SHAPE = 3, 4, (1, 28, 28)
-TOL = {"rtol": 1e-5, "atol": 1e-6}
+TOL = {"rtol": 1e-5, "atol": 1e-5}  # float32: ~100 ulps of O(1) logits after BatchNorms
 
 
 def kaiming() -> VarianceScaling:
@@ -114,7 +114,11 @@ def assert_same_state(nets: list[nn.Module], twins: list[nn.Module], which: list
         twin_grads = {n: p.grad for n, p in twins[k].named_parameters()}
         assert set(grads) == set(twin_grads)
         for name, grad in twin_grads.items():
-            torch.testing.assert_close(grads[name], grad, **TOL, msg=f"member {k} {name}.grad")
+            # float32 rounding of a sum grows with its terms: atol relative to the largest
+            atol = max(TOL["atol"], 1e-5 * grad.abs().max().item())
+            torch.testing.assert_close(
+                grads[name], grad, rtol=TOL["rtol"], atol=atol, msg=f"member {k} {name}.grad"
+            )
 
 
 @pytest.mark.parametrize("case", CASES)
