@@ -9,6 +9,7 @@ would. One run, a platform without ``fork``, or one core: drawn in the process, 
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -31,14 +32,25 @@ def draw(job: Job) -> dict[str, bytes]:
     }
 
 
+def _default_signals() -> None:
+    """Workers forked inside ``Trainer.fit`` inherit Lightning's SIGTERM handler, which only
+    logs: with it a worker would outlive its pool. They get the default handlers back."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def draw_all(jobs: Sequence[Job]) -> list[dict[str, Summary]]:
     """Every run's figures, in order; in ``min(cores, runs)`` forked workers when that is
     more than one."""
     workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                   else os.cpu_count() or 1)  # fmt: skip
     if workers > 1 and sys.platform == "linux":
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
+        try:
             encoded = pool.map(draw, jobs, chunksize=1)
+        finally:  # close and join: terminate() would send SIGTERM to idle workers
+            pool.close()
+            pool.join()
     else:
         encoded = [draw(job) for job in jobs]
     return [{tag: Summary.FromString(data) for tag, data in run.items()} for run in encoded]

@@ -115,6 +115,8 @@ def _train(members: list[Member], datamodule) -> None:
         log.exception("population of %d runs failed; each member records it", len(members))
         for member in members:
             _end(member.cfg, member.record, started, failed=error)
+            for logger in member.loggers:  # flush and close its event files
+                logger.finalize("failed")
         return
     seconds = time.perf_counter() - started
     for member in members:  # each member's share of the population's time
@@ -140,9 +142,9 @@ def _initialized(cfg: DictConfig, datamodule) -> tuple[nn.Module, Any]:
     net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
     strategy = instantiate(cfg.init)
     parametrization = instantiate(cfg.get("parametrization"))
-    x, _ = datamodule.splits["train"]
-    first = BatchIndices(len(x), cfg.data.batch_size, True, cfg.data.seed, drop_last=True)
-    apply_init(strategy, net, x[next(iter(first))])
+    datamodule.trainer, datamodule.seed = None, cfg.data.seed  # the single run's first batch:
+    x, _ = next(iter(datamodule.train_dataloader()))  # on the CPU, in its order, augmented
+    apply_init(strategy, net, x)
     if parametrization is not None:
         parametrization.rescale_init(net)
     return net, parametrization

@@ -20,6 +20,9 @@ SMALL_MODELS = {
     "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
     "cnn_layernorm": ["model=cnn", "model.channels=[4,8]", "model.hidden=16",
                       "model.norm=layernorm"],
+    # LSUV sees the member's first batch, augmented as its single run's
+    "cnn_cifar_augment_lsuv": ["data=cifar10", "data.augment=true", "model=cnn",
+                               "model.channels=[4,8]", "model.hidden=16"],
     "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
     "resnet_layernorm": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=layernorm"],
     "resnet_fixup": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=none"],
@@ -33,6 +36,7 @@ FIXUP_MEMBERS = [["init=fixup", "seed=0"], ["init=skipinit", "seed=1"], ["init=r
 # With BatchNorm after a biased conv, the bias's gradient is zero up to float32 rounding, and
 # Adam turns that noise into lr-sized steps: two exact implementations then differ by ~1e-3 in
 # the eval loss. SGD there (Adam is covered by the other models).
+LSUV_MEMBERS = [["init=lsuv", "seed=0"], ["init=lsuv", "seed=1", "optimizer=adam"]]
 BATCHNORM_MEMBERS = [*MEMBERS[:2], ["init=orthogonal", "seed=2", "optimizer.momentum=0.5"]]
 
 
@@ -55,7 +59,8 @@ def scalars(folder: Path, tag: str) -> dict[int, float]:
 def test_members_train_exactly_as_their_single_runs(make_cfg, tmp_path: Path, model: str) -> None:
     common = [*SMALL_MODELS[model], "trainer.log_every_n_steps=1", "stats=off"]
     variants = {"resnet_fixup": FIXUP_MEMBERS, "resnet_batchnorm": BATCHNORM_MEMBERS,
-                "mlp_batchnorm": BATCHNORM_MEMBERS}.get(model, MEMBERS)  # fmt: skip
+                "mlp_batchnorm": BATCHNORM_MEMBERS, "cnn_cifar_augment_lsuv": LSUV_MEMBERS,
+                }.get(model, MEMBERS)  # fmt: skip
     records = train_population(member_runs(make_cfg, tmp_path, common, variants))
     for i, variant in enumerate(variants):
         single = train(make_cfg(*common, *variant, output_dir=tmp_path / f"single{i}"))
