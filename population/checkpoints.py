@@ -43,7 +43,7 @@ class MemberCheckpoints(L.Callback):
         if trainer.sanity_checking:
             return
         for member in module.members:
-            if not member.active:
+            if not module.reporting(member):
                 continue
             acc = trainer.callback_metrics.get(f"{member.index}/val/acc")
             folder = member.output_dir / "checkpoints"

@@ -82,9 +82,9 @@ class MemberGuard(L.Callback):
     def _freeze(self, trainer, module, member: Member, i: int, step: int, loss: float) -> None:
         layer = self._replay(trainer, module, member, i)
         self.divergences[member.index] = Divergence(step, layer, loss)
-        self.stopped_at[member.index] = (trainer.current_epoch, trainer.global_step)
-        member.active = False
-        trainer.optimizers[0].active[member.index] = False
+        # the epoch counts as run, as when a single run's trainer stops within it
+        self.stopped_at[member.index] = (trainer.current_epoch + 1, trainer.global_step)
+        module.freeze(member)
         log.warning(
             "member %d (%s) diverged at step %d: loss %s; first layer out of bounds: %s; "
             "frozen, the others go on",

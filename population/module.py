@@ -39,6 +39,7 @@ class Population(L.LightningModule):
         self.net = net
         self.optimizer_factories, self.scheduler_factories = list(optimizers), list(schedulers)
         self._samples = 0
+        self._frozen_step: dict[int, int] = {}  # member -> the global step it was frozen at
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -50,13 +51,18 @@ class Population(L.LightningModule):
         hits = (logits.detach().argmax(dim=-1) == y).view(k, -1)
         return losses, hits
 
+    def reporting(self, member: Member) -> bool:
+        """Whether ``member`` logs what this step ends with: while it trains, and at the step
+        it was frozen at (its single run stops after that step's validation, if it has one)."""
+        return member.active or self._frozen_step.get(member.index) == self.global_step
+
     def _log_members(self, values: dict[str, Tensor], **kwargs) -> None:
-        """``values[name][k]`` as member k's ``name``, for the active members."""
+        """``values[name][k]`` as member k's ``name``, for the members ``reporting``."""
         metrics = {
             member_key(m.index, name): v[m.index]
             for name, v in values.items()
             for m in self.members
-            if m.active
+            if self.reporting(m)
         }
         if metrics:
             self.log_dict(metrics, prog_bar=False, **kwargs)
@@ -81,15 +87,33 @@ class Population(L.LightningModule):
         self._loss_sum = torch.zeros(k, device=self.device)
         self._correct_sum = torch.zeros(k, device=self.device, dtype=torch.long)
         self._samples = 0
+        self._stopped: dict[int, tuple[Tensor, Tensor, int]] = {}  # frozen during this epoch
+
+    def freeze(self, member: Member) -> None:
+        """Stop training ``member`` (it diverged): its optimizer no longer steps and it logs
+        no more, but its epoch sums so far are kept: its single run stops here and logs them
+        as its last epoch's."""
+        k = member.index
+        member.active = False
+        self._frozen_step[k] = self.global_step
+        self.trainer.optimizers[0].active[k] = False
+        self._stopped[k] = (self._loss_sum[k].clone(), self._correct_sum[k].clone(), self._samples)
 
     def on_train_epoch_end(self) -> None:
-        if self._samples == 0:
-            return
-        epoch_metrics = {
-            "train/loss_epoch": self._loss_sum / self._samples,
-            "train/acc_epoch": self._correct_sum / self._samples,
-        }
-        self._log_members(epoch_metrics, on_step=False, on_epoch=True)
+        metrics = {}
+        for m in self.members:
+            k = m.index
+            if m.active:
+                loss, correct, samples = self._loss_sum[k], self._correct_sum[k], self._samples
+            elif k in self._stopped:
+                loss, correct, samples = self._stopped[k]
+            else:
+                continue
+            if samples:
+                metrics[member_key(k, "train/loss_epoch")] = loss / samples
+                metrics[member_key(k, "train/acc_epoch")] = correct / samples
+        if metrics:
+            self.log_dict(metrics, prog_bar=False, on_step=False, on_epoch=True)
 
     # -- evaluation: sums per member over the split, logged once at its end -------------------
     def _start_evaluation(self) -> None:
