@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +29,8 @@ OUTPUT_DIR = "<output_dir>"  # every job's own folder, while comparing
 PRECISIONS = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 POPULATION_PRECISIONS = ("32-true", "bf16-mixed")
 ALONE = "alone: no other job shares its settings"
+DEFAULT_CALLBACKS = Path(__file__).resolve().parents[1] / "conf" / "callbacks" / "default.yaml"
+FREE_CALLBACK_KEYS = ("max_loss", "every_n_steps", "refresh_rate")  # what the population reads
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,29 @@ def config_reasons(task: dict[str, Any], chdir: bool) -> list[str]:
         reasons.append("resume=true (each run resumes its own checkpoint)")
     if chdir:
         reasons.append("hydra.job.chdir=true (members share one working directory)")
+    return reasons + callback_reasons(task.get("callbacks") or {})
+
+
+def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
+    """A population reproduces the default callbacks (``conf/callbacks/default.yaml``: its
+    checkpoints, learning-rate log, divergence guard with any thresholds, progress bar); a run
+    with another callback, or the checkpoints or learning-rate log set otherwise, runs alone."""
+    defaults = OmegaConf.to_container(OmegaConf.load(DEFAULT_CALLBACKS))
+    reasons = []
+    for name, node in callbacks.items():
+        expected = defaults.get(name)
+        if expected is None:
+            reasons.append(f"callbacks.{name} (a population runs the default callbacks only)")
+            continue
+        for key, value in expected.items():
+            value = (
+                value.replace("${paths.output_dir}", OUTPUT_DIR)
+                if isinstance(value, str)
+                else value
+            )
+            if key not in FREE_CALLBACK_KEYS and (node or {}).get(key) != value:
+                reasons.append(f"callbacks.{name}.{key}={node.get(key)} (a population keeps "
+                               f"the default {value})")  # fmt: skip
     return reasons
 
 

@@ -69,6 +69,8 @@ UNSUPPORTED = {
     "hydra.job.chdir=true": "hydra.job.chdir=true",
     "model=lstm": "model=lstm: ",
     "model=mlp model.depth=0": "model=mlp: it does not build (ValueError: model.depth",
+    "+callbacks.stop._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.stop (a population",
+    "callbacks.model_checkpoint.monitor=val/loss": "callbacks.model_checkpoint.monitor=val/loss",
 }
 
 
