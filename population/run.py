@@ -7,7 +7,6 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -154,8 +153,9 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
     """One trainer for all members (the first member's trainer settings: the launcher groups
     only runs that share them), then each member's end."""
     callbacks: list[L.Callback] = []
-    if cfg.trainer.get("enable_progress_bar", True):
-        callbacks += [c for c in map(instantiate, cfg.callbacks.values()) if _is_bar(c)]
+    bar = cfg.callbacks.get("progress_bar")  # the other default callbacks, each member's own:
+    if bar is not None and cfg.trainer.get("enable_progress_bar", True):  # MemberCheckpoints,
+        callbacks.append(instantiate(bar))  # MemberGuard, Population.on_train_batch_start
     guard_cfg = cfg.callbacks.get("divergence_guard")
     guard = MemberGuard(guard_cfg.max_loss, guard_cfg.every_n_steps) if guard_cfg else None
     checkpoints = MemberCheckpoints()
@@ -186,10 +186,6 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
         divergence = divergences.get(member.index)
         epoch, step = guard.stopped_at.get(member.index) if divergence else (None, None)
         _finish(member, trainer, fitted[member.index], divergence, best, epoch, step)
-
-
-def _is_bar(callback: Any) -> bool:
-    return isinstance(callback, ProgressBar)
 
 
 def _member_scalars(trainer: L.Trainer, members: list[Member]) -> list[dict[str, float]]:
