@@ -22,7 +22,8 @@ class Population(L.LightningModule):
 
     It logs for each member what ``models.Classifier`` logs for a single run, under the
     member's prefix (``population.loggers`` routes it to the member's own folder), and keeps
-    per-member sums for evaluation. Members with ``active == False`` (diverged) log nothing.
+    per-member sums for evaluation. A member frozen by divergence (``freeze``) logs nothing
+    after the step it stopped at, as its single run would.
     """
 
     def __init__(
