@@ -5,11 +5,14 @@ Issue #14's settings: 24 runs (6 inits x 4 seeds) of the default MLP and of a sm
 ``python train.py -m ...`` as a user types it, run as a subprocess, one after another in this
 process tree; the table gives each sweep's wall time, per run, and the speed-up over basic.
 Targets (2-core CPU): population >= 3x basic for the small MLP, faster than basic for the
-default MLP. ``--quick`` (2 inits x 2 seeds, 3 batches, the small MLP) is what the tests run.
+default MLP; on a GPU >= 10x for the default MLP (``--models default --jobs 6`` there: joblib
+with as many jobs as the GPU machine's cores allow). ``--quick`` (2 inits x 2 seeds, 3 batches,
+the small MLP) is what the tests run.
 
     INITBENCH_DATA=../shared/data python -m benchmarks.sweep_speed
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -24,11 +27,9 @@ from benchmarks.tables import script_main, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 INITS = "default,xavier_normal,kaiming_normal,lecun_normal,orthogonal,lsuv"
-MODELS = {"MLP 3 x 512 (default)": [], "MLP 5 x 100": ["model.depth=5", "model.width=100"]}
-LAUNCHERS = {
-    "basic": ["hydra/launcher=basic"],
-    "joblib (2 jobs)": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    "population": ["hydra/launcher=population"],
+MODELS = {  # name on the command line: (name in the table, overrides)
+    "default": ("MLP 3 x 512 (default)", []),
+    "small": ("MLP 5 x 100", ["model.depth=5", "model.width=100"]),
 }
 FULL = [f"init={INITS}", "seed=0,1,2,3", "trainer.max_epochs=1"]
 QUICK = ["init=xavier_normal,kaiming_normal", "seed=0,1", "trainer.max_epochs=1"]
@@ -50,12 +51,21 @@ def sweep(overrides: list[str], folder: Path) -> dict[str, float | int]:
     return {"runs": len(statuses), "ended": ended, "exit": result.returncode, "wall s": wall}
 
 
-def measure(base: list[str], models: dict[str, list[str]], work: Path) -> list[dict]:
+def launchers(jobs: int) -> dict[str, list[str]]:
+    """Hydra's basic launcher, joblib with ``jobs`` workers, and the population launcher."""
+    return {
+        "basic": ["hydra/launcher=basic"],
+        f"joblib ({jobs} jobs)": ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"],
+        "population": ["hydra/launcher=population"],
+    }
+
+
+def measure(base: list[str], models: list[str], jobs: int, work: Path) -> list[dict]:
     """Every model under every launcher, one sweep after another."""
     rows = []
-    for m, (model, model_overrides) in enumerate(models.items()):
+    for m, (model, model_overrides) in enumerate(MODELS[name] for name in models):
         basic = None
-        for n, (launcher, launcher_overrides) in enumerate(LAUNCHERS.items()):
+        for n, (launcher, launcher_overrides) in enumerate(launchers(jobs).items()):
             overrides = [*base, *COMMON, *model_overrides, *launcher_overrides]
             row = {"model": model, "launcher": launcher, **sweep(overrides, work / f"{m}-{n}")}
             basic = basic or row["wall s"]
@@ -72,21 +82,27 @@ def device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def run(out: Path, quick: bool) -> dict[str, list[dict]]:
+def run(out: Path, quick: bool, models: list[str], jobs: int) -> dict[str, list[dict]]:
     """Measure, then write ``sweep_speed.csv`` and ``results.md`` into ``out``."""
     base = QUICK if quick else FULL
-    models = {k: v for k, v in MODELS.items() if v} if quick else MODELS
+    models = ["small"] if quick else models
     with tempfile.TemporaryDirectory() as work:
-        rows = measure(base, models, Path(work))
+        rows = measure(base, models, jobs, Path(work))
     shown = [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
-    command = f"python -m benchmarks.sweep_speed{' --quick' if quick else ''}"
+    options = f" --models {' '.join(models)} --jobs {jobs}" if not quick else " --quick"
+    command = f"python -m benchmarks.sweep_speed{options}"
     notes = f"`{command}` on {device()}; sweep: `{' '.join(base + COMMON)}`\n"
     write_outputs(out, {"sweep_speed": shown}, "Sweep wall time by launcher", [], notes)
     return {"sweep_speed": shown}
 
 
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--jobs", type=int, default=2, help="joblib's n_jobs (default 2)")
+
+
 def main() -> None:
-    script_main(__doc__, "sweep_speed", run)
+    script_main(__doc__, "sweep_speed", run, options)
 
 
 if __name__ == "__main__":

@@ -66,12 +66,19 @@ def write_outputs(
     return page
 
 
-def script_main(doc: str, name: str, run: Callable[[Path, bool], dict[str, list[dict]]]) -> None:
-    """The command line every scripted experiment shares: ``--out DIR`` and ``--quick``; prints
-    its tables."""
+def script_main(
+    doc: str,
+    name: str,
+    run: Callable[..., dict[str, list[dict]]],
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The command line every scripted experiment shares: ``--out DIR`` and ``--quick``, and
+    the script's own ``options`` (passed to ``run`` by name); prints its tables."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / name)
     parser.add_argument("--quick", action="store_true", help="the short run the tests use")
-    args = parser.parse_args()
-    for rows in run(args.out, args.quick).values():
+    if options:
+        options(parser)
+    args = vars(parser.parse_args())
+    for rows in run(args.pop("out"), args.pop("quick"), **args).values():
         print(markdown_table(rows))

@@ -20,7 +20,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf
 
 import train
-from benchmarks.sweep_speed import LAUNCHERS
+from benchmarks.sweep_speed import launchers
 from population.groups import ALONE, Batch, plan
 from tests.conftest import CONF_DIR, FAST_CLI
 
@@ -270,7 +270,7 @@ def test_sweep_speed_quick_times_each_launcher(data_root: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-3000:]
     with (tmp_path / "sweep_speed.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert [r["launcher"] for r in rows] == list(LAUNCHERS)
+    assert [r["launcher"] for r in rows] == list(launchers(2))
     assert all(r["runs"] == r["ended"] == "4" and r["exit"] == "0" for r in rows), rows
     assert float(rows[0]["x basic"]) == 1.0 and all(float(r["wall s"]) > 0 for r in rows)
     assert "| MLP 5 x 100 | population |" in (tmp_path / "results.md").read_text()
