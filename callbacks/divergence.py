@@ -1,6 +1,8 @@
 """Stop a run whose loss became NaN/Inf or too large, and say where it broke."""
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import lightning as L
@@ -23,6 +25,41 @@ class Divergence:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class Snapshots:
+    """For each step not checked yet: a reference to its input batch and an on-device copy of
+    the model's parameters and buffers as they were before its update (one fused copy per
+    step; ``slots`` copies of the model: memory, not time). What replaying that step's
+    forward pass needs; shared by the single run's guard and the population's."""
+
+    def __init__(self, slots: int) -> None:
+        self.inputs: list[Tensor | None] = [None] * slots
+        self._copies: list[list[Tensor]] = []
+
+    @torch.no_grad()
+    def take(self, slot: int, state: list[Tensor], x: Tensor) -> None:
+        if slot == len(self._copies):
+            self._copies.append([t.detach().clone() for t in state])
+        else:
+            torch._foreach_copy_(self._copies[slot], state)
+        self.inputs[slot] = x
+
+    @contextmanager
+    def restored(self, slot: int, state: list[Tensor], part: slice = slice(None)) -> Iterator:
+        """Within: ``state[part]`` as it was before step ``slot``; put back on leaving."""
+        tensors, before = state[part], self._copies[slot][part]
+        with torch.no_grad():
+            current = [t.clone() for t in tensors]
+            torch._foreach_copy_(tensors, before)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(tensors, current)
+
+    def clear(self) -> None:
+        self.inputs, self._copies = [None] * len(self.inputs), []
 
 
 class DivergenceGuard(L.Callback):
@@ -55,8 +92,7 @@ class DivergenceGuard(L.Callback):
         self.divergence: Divergence | None = None
         self._losses: Tensor | None = None  # the losses of the steps not checked yet
         self._steps: list[int] = []  # their step numbers
-        self._inputs: list[Tensor | None] = [None] * every_n_steps  # their input batches
-        self._snapshots: list[list[Tensor]] = []  # their weights before the update
+        self._snapshots = Snapshots(every_n_steps)  # their inputs, weights before the update
         self._state: list[Tensor] = []  # the module's parameters and buffers
 
     def on_train_batch_start(
@@ -64,15 +100,9 @@ class DivergenceGuard(L.Callback):
     ) -> None:
         if self.divergence is not None:
             return
-        slot = len(self._steps)
         if not self._state:
             self._state = [*module.parameters(), *module.buffers()]
-        with torch.no_grad():
-            if slot == len(self._snapshots):
-                self._snapshots.append([t.detach().clone() for t in self._state])
-            else:
-                torch._foreach_copy_(self._snapshots[slot], self._state)  # one fused copy
-        self._inputs[slot] = batch[0]  # a reference, not a copy
+        self._snapshots.take(len(self._steps), self._state, batch[0])
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
@@ -91,7 +121,8 @@ class DivergenceGuard(L.Callback):
         self._check(trainer, module)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._snapshots, self._inputs, self._state = [], [None] * self.every_n_steps, []
+        self._snapshots.clear()
+        self._state = []
 
     def _check(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """Called at the same points on every rank (each runs as many steps)."""
@@ -117,14 +148,11 @@ class DivergenceGuard(L.Callback):
 
     @torch.no_grad()
     def _replay(self, trainer: L.Trainer, module: L.LightningModule, index: int) -> str | None:
-        """The first out-of-bounds layer of step ``index``'s forward pass, redone exactly."""
-        current = [t.clone() for t in self._state]
-        torch._foreach_copy_(self._state, self._snapshots[index])
-        try:  # in the modules' training modes, as the step ran (checks run within training)
-            with trainer.precision_plugin.train_step_context():
-                return first_out_of_bounds(module, self._inputs[index], self.max_loss)
-        finally:
-            torch._foreach_copy_(self._state, current)
+        """The first out-of-bounds layer of step ``index``'s forward pass, redone exactly (in
+        the modules' training modes, as the step ran: checks run within training)."""
+        x, restored = self._snapshots.inputs[index], self._snapshots.restored(index, self._state)
+        with restored, trainer.precision_plugin.train_step_context():
+            return first_out_of_bounds(module, x, self.max_loss)
 
 
 def first_out_of_bounds(module: nn.Module, x: Tensor, bound: float) -> str | None:

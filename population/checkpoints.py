@@ -1,20 +1,24 @@
-"""Each member's checkpoints, in the form a single run writes them, so ``ckpt_path=`` resumes
-a member as a single run."""
+"""Each member's checkpoints, written by its own ``ModelCheckpoint`` in the form a single run
+writes them, so ``ckpt_path=`` resumes a member as a single run, best score included."""
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
 
+from population.loggers import split_key
 from population.member import Member
 from population.optim import MemberOptimizers
 
 
-def member_checkpoint(trainer: L.Trainer, member: Member) -> dict[str, Any]:
+def member_checkpoint(
+    trainer: L.Trainer, member: Member, callbacks: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What Lightning's ``dump_checkpoint`` writes for the member's single run: its
-    ``Classifier``'s weights (``net.*``), its optimizer and schedule, and the loops' progress
-    (the population's: every member ran the same steps)."""
+    ``Classifier``'s weights (``net.*``), its optimizer and schedule, the loops' progress
+    (the population's: every member ran the same steps) and its callbacks' state."""
     optimizer: MemberOptimizers = trainer.optimizers[0]
     k = member.index
     scheduler = optimizer.schedulers[k]
@@ -24,7 +28,7 @@ def member_checkpoint(trainer: L.Trainer, member: Member) -> dict[str, Any]:
         "pytorch-lightning_version": L.__version__,
         "state_dict": {f"net.{name}": t for name, t in member.net.state_dict().items()},
         "loops": trainer._checkpoint_connector._get_loops_state_dict(),
-        "callbacks": {},
+        "callbacks": callbacks or {},
         "optimizer_states": [optimizer.optimizers[k].state_dict()],
         "lr_schedulers": [] if scheduler is None else [scheduler.state_dict()],
         "hparams_name": "kwargs",
@@ -32,34 +36,71 @@ def member_checkpoint(trainer: L.Trainer, member: Member) -> dict[str, Any]:
     }
 
 
-class MemberCheckpoints(L.Callback):
-    """The single run's ``ModelCheckpoint`` (``conf/callbacks/default.yaml``: the best
-    ``val/acc`` and ``last.ckpt``) for every active member, after each validation."""
+class MemberTrainer:
+    """The trainer as one member's ``ModelCheckpoint`` sees it: the member's metrics under its
+    single run's names (``val/acc``, not ``3/val/acc``), and the member's checkpoint where the
+    population's would be saved; everything else is the population's trainer.
 
-    def __init__(self) -> None:
-        self.best: dict[int, tuple[float, Path]] = {}
+    Why a view and not our own saving rules: Lightning's callback decides when to save, how to
+    name the file, which to keep and what its state is; a member then gets exactly the files
+    (and the resumable best score) its single run gets, in any Lightning version."""
+
+    def __init__(self, trainer: L.Trainer, member: Member, callback: ModelCheckpoint) -> None:
+        self._trainer, self._member, self._callback = trainer, member, callback
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trainer, name)
+
+    @property
+    def callback_metrics(self) -> dict[str, Tensor]:
+        own = (split_key(key) for key in self._trainer.callback_metrics)
+        return {
+            key: self._trainer.callback_metrics[f"{index}/{key}"]
+            for index, key in filter(None, own)
+            if index == self._member.index
+        }
+
+    def save_checkpoint(self, filepath, weights_only: bool = False, storage_options=None) -> None:
+        state = {self._callback.state_key: self._callback.state_dict()}
+        checkpoint = member_checkpoint(self._trainer, self._member, state)
+        self._trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, filepath, storage_options)
+
+
+class MemberCheckpoints(L.Callback):
+    """Each member's ``ModelCheckpoint``, from its own config (``callbacks.model_checkpoint``:
+    by default the best ``val/acc`` and ``last.ckpt``), driven as in its single run while the
+    member reports (a frozen member's stop where its single run stopped)."""
+
+    def __init__(self, members: list[Member]) -> None:
+        specs = {m.index: m.cfg.get("callbacks", {}).get("model_checkpoint") for m in members}
+        self.callbacks: dict[int, ModelCheckpoint] = {
+            index: instantiate(spec) for index, spec in specs.items() if spec is not None
+        }
+
+    def best_score(self, member: Member) -> float | None:
+        """The member's best monitored value (``val/acc_best`` in its ``metrics.json``)."""
+        callback = self.callbacks.get(member.index)
+        score = None if callback is None else callback.best_model_score
+        return None if score is None else float(score)
+
+    def setup(self, trainer: L.Trainer, module, stage: str) -> None:
+        self._each("setup", trainer, module, stage)
+
+    def _each(self, hook: str, trainer: L.Trainer, module, *args) -> None:
+        for member in module.members:
+            callback = self.callbacks.get(member.index)
+            if callback is not None and module.reporting(member):
+                view = MemberTrainer(trainer, member, callback)
+                getattr(callback, hook)(view, module, *args)
+
+    def on_train_start(self, trainer: L.Trainer, module) -> None:
+        self._each("on_train_start", trainer, module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx) -> None:
+        self._each("on_train_batch_end", trainer, module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module) -> None:
+        self._each("on_train_epoch_end", trainer, module)
 
     def on_validation_end(self, trainer: L.Trainer, module) -> None:
-        if trainer.sanity_checking:
-            return
-        for member in module.members:
-            if not module.reporting(member):
-                continue
-            acc = trainer.callback_metrics.get(f"{member.index}/val/acc")
-            folder = member.output_dir / "checkpoints"
-            folder.mkdir(parents=True, exist_ok=True)
-            checkpoint = member_checkpoint(trainer, member)
-            torch.save(checkpoint, folder / "last.ckpt")
-            previous = self.best.get(member.index)
-            if acc is None or (previous is not None and float(acc) <= previous[0]):
-                continue
-            path = folder / f"epoch{trainer.current_epoch:02d}-val_acc{float(acc):.4f}.ckpt"
-            torch.save(checkpoint, path)
-            if previous is not None and previous[1] != path:
-                previous[1].unlink(missing_ok=True)
-            self.best[member.index] = (float(acc), path)
-
-    def save_last(self, trainer: L.Trainer, member: Member) -> None:
-        folder = member.output_dir / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save(member_checkpoint(trainer, member), folder / "last.ckpt")
+        self._each("on_validation_end", trainer, module)

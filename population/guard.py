@@ -1,13 +1,12 @@
 """The divergence guard of a population: a member that diverges is frozen, the others go on."""
 
 import logging
-from collections.abc import Sequence
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from callbacks.divergence import Divergence, first_out_of_bounds
+from callbacks.divergence import Divergence, Snapshots, first_out_of_bounds
 from population.member import Member, SingleView
 
 log = logging.getLogger(__name__)
@@ -32,22 +31,17 @@ class MemberGuard(L.Callback):
         self.stopped_at: dict[int, tuple[int, int]] = {}  # member -> (epoch, step) when frozen
         self._losses: Tensor | None = None  # (every_n_steps, K): the steps not checked yet
         self._steps: list[int] = []
-        self._inputs: list[Tensor | None] = [None] * every_n_steps
-        self._snapshots: list[list[list[Tensor]]] = []  # [slot][member]: weights before a step
-        self._state: list[list[Tensor]] = []  # [member]: its parameters and buffers
+        self._snapshots = Snapshots(every_n_steps)
+        self._state: list[Tensor] = []  # every member's parameters and buffers, in turn
+        self._parts: list[slice] = []  # member k's: self._state[self._parts[k]]
 
     def on_train_batch_start(self, trainer: L.Trainer, module, batch, batch_idx: int) -> None:
-        slot = len(self._steps)
         if not self._state:
-            self._state = [[*m.net.parameters(), *m.net.buffers()] for m in module.members]
-        flat = [t for state in self._state for t in state]
-        with torch.no_grad():
-            if slot == len(self._snapshots):
-                copies = [t.detach().clone() for t in flat]
-                self._snapshots.append(_split(copies, self._state))
-            else:
-                torch._foreach_copy_([t for s in self._snapshots[slot] for t in s], flat)
-        self._inputs[slot] = batch[0]
+            for member in module.members:
+                own = [*member.net.parameters(), *member.net.buffers()]
+                self._parts.append(slice(len(self._state), len(self._state) + len(own)))
+                self._state += own
+        self._snapshots.take(len(self._steps), self._state, batch[0])
 
     def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int):
         losses = outputs["losses"]
@@ -62,7 +56,8 @@ class MemberGuard(L.Callback):
         self._check(trainer, module)
 
     def on_train_end(self, trainer: L.Trainer, module) -> None:
-        self._snapshots, self._inputs, self._state = [], [None] * self.every_n_steps, []
+        self._snapshots.clear()
+        self._state, self._parts = [], []
 
     def _check(self, trainer: L.Trainer, module) -> None:
         steps, self._steps = self._steps, []
@@ -94,20 +89,7 @@ class MemberGuard(L.Callback):
     @torch.no_grad()
     def _replay(self, trainer, module, member: Member, i: int) -> str | None:
         """The member's forward pass of step ``i`` alone, with its weights before that step."""
-        state = self._state[member.index]
-        current = [t.clone() for t in state]
-        torch._foreach_copy_(state, self._snapshots[i][member.index])
-        x = self._inputs[i].chunk(module.population_size)[member.index]
-        try:
-            with trainer.precision_plugin.train_step_context():
-                return first_out_of_bounds(SingleView(member.net), x, self.max_loss)
-        finally:
-            torch._foreach_copy_(state, current)
-
-
-def _split(flat: list[Tensor], like: Sequence[Sequence[Tensor]]) -> list[list[Tensor]]:
-    out, offset = [], 0
-    for part in like:
-        out.append(flat[offset : offset + len(part)])
-        offset += len(part)
-    return out
+        x = self._snapshots.inputs[i].chunk(module.population_size)[member.index]
+        restored = self._snapshots.restored(i, self._state, self._parts[member.index])
+        with restored, trainer.precision_plugin.train_step_context():
+            return first_out_of_bounds(SingleView(member.net), x, self.max_loss)

@@ -158,7 +158,7 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
         callbacks.append(instantiate(bar))  # MemberGuard, Population.on_train_batch_start
     guard_cfg = cfg.callbacks.get("divergence_guard")
     guard = MemberGuard(guard_cfg.max_loss, guard_cfg.every_n_steps) if guard_cfg else None
-    checkpoints = MemberCheckpoints()
+    checkpoints = MemberCheckpoints(members)
     callbacks += [c for c in (guard, checkpoints) if c is not None]
     if cfg.get("stats"):
         callbacks.append(instantiate(cfg.stats))
@@ -180,9 +180,7 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
             if member.active:
                 fitted[member.index].update({k: v for k, v in tested.items() if "test/" in k})
     for member in members:
-        if member.active:
-            checkpoints.save_last(trainer, member)
-        best = checkpoints.best.get(member.index)
+        best = checkpoints.best_score(member)
         divergence = divergences.get(member.index)
         epoch, step = guard.stopped_at.get(member.index) if divergence else (None, None)
         _finish(member, trainer, fitted[member.index], divergence, best, epoch, step)
@@ -203,14 +201,14 @@ def _finish(
     trainer: L.Trainer,
     metrics: dict[str, float],
     divergence: Divergence | None,
-    best: tuple[float, Path] | None,
+    best: float | None,
     epoch: int | None,
     step: int | None,
 ) -> None:
     """The member's ``metrics.json`` and HParams row, as ``train.train`` ends a run."""
     record, cfg = member.record, member.cfg
     if best is not None:
-        metrics["val/acc_best"] = best[0]
+        metrics["val/acc_best"] = best
     if divergence is not None:
         metrics["train/diverged_step"] = float(divergence.step)
     status = "finished" if divergence is None else "diverged"

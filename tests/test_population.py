@@ -95,17 +95,37 @@ def test_member_folders_hold_what_a_single_run_writes(make_cfg, tmp_path: Path) 
     assert member_files == files
 
 
+def _callback_states(run: Path) -> dict:
+    """The callbacks' state in a run's ``last.ckpt``, its folder written as ``RUN``."""
+    states = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
+    return json.loads(json.dumps(states, default=float).replace(str(run), "RUN"))
+
+
 def test_a_member_checkpoint_resumes_as_a_single_run(make_cfg, tmp_path: Path) -> None:
+    """The member's ``last.ckpt`` holds what its single run's holds, its ModelCheckpoint's
+    state too (best score and file), so a resumed run remembers its best."""
     common = [*SMALL_MODELS["cnn"], "stats=off"]
-    train_population(member_runs(make_cfg, tmp_path, common, MEMBERS[:2]))
-    last = tmp_path / "member1" / "checkpoints" / "last.ckpt"
+    records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS[:2]))
+    train(make_cfg(*common, *MEMBERS[1], output_dir=tmp_path / "single"))
+    member, single = _callback_states(tmp_path / "member1"), _callback_states(tmp_path / "single")
+    assert member.keys() == single.keys() and len(member) == 1
+    (state,), (expected,) = member.values(), single.values()
+    assert state.keys() == expected.keys()
+    assert state["best_model_score"] == pytest.approx(expected["best_model_score"], rel=1e-4)
+    assert state["best_model_score"] == pytest.approx(records[1]["metrics"]["val/acc_best"])
+    assert Path(state["best_model_path"].replace("RUN", str(tmp_path / "member1"))).exists()
+    folder = tmp_path / "member1" / "checkpoints"
+    weights = torch.load(folder / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(k.startswith("net.") for k in weights)
     resumed = train(
-        make_cfg(*common, *MEMBERS[1], "trainer.max_epochs=2", f"ckpt_path={last}",
-                 output_dir=tmp_path / "resumed")
+        make_cfg(*common, *MEMBERS[1], "trainer.max_epochs=2", f"ckpt_path={folder}/last.ckpt",
+                 output_dir=tmp_path / "member1")
     )  # fmt: skip
     assert resumed["status"] == "finished" and resumed["epochs"] == 2
-    weights = torch.load(last, weights_only=False)["state_dict"]
-    assert all(k.startswith("net.") for k in weights)
+    best = max(state["best_model_score"], resumed["metrics"]["val/acc"])
+    assert resumed["metrics"]["val/acc_best"] == pytest.approx(best)
+    # it knew its first best file: kept it or replaced it, never a second "best"
+    assert len([p for p in folder.iterdir() if p.name != "last.ckpt"]) == 1
 
 
 def test_a_diverging_member_is_frozen_and_the_others_finish(make_cfg, tmp_path: Path) -> None:
