@@ -1,7 +1,9 @@
 """The wall time of one sweep under Hydra's basic launcher, joblib and the population launcher.
 
 Issue #14's settings: 24 runs (6 inits x 4 seeds) of the default MLP and of a small one
-(5 x 100) on MNIST, 1 epoch, statistics on (the defaults), the progress bar off. Each sweep is
+(5 x 100) on MNIST, 1 epoch, statistics on (the defaults), the progress bar off; and the
+small one with ``stats=off``, which shows the training alone, without the per-run cost of the
+statistics' end-of-run figures. Each sweep is
 ``python train.py -m ...`` as a user types it, run as a subprocess, one after another in this
 process tree; the table gives each sweep's wall time, per run, and the speed-up over basic.
 Targets (2-core CPU): population >= 3x basic for the small MLP, faster than basic for the
@@ -29,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 INITS = "default,xavier_normal,kaiming_normal,lecun_normal,orthogonal,lsuv"
 MODELS = {  # name on the command line: (name in the table, overrides)
     "default": ("MLP 3 x 512 (default)", []),
-    "small": ("MLP 5 x 100", ["model.depth=5", "model.width=100"]),
+    "small": ("MLP 5 x 100", SMALL := ["model.depth=5", "model.width=100"]),
+    "small_stats_off": ("MLP 5 x 100, stats=off", [*SMALL, "stats=off"]),
 }
 FULL = [f"init={INITS}", "seed=0,1,2,3", "trainer.max_epochs=1"]
 QUICK = ["init=xavier_normal,kaiming_normal", "seed=0,1", "trainer.max_epochs=1"]

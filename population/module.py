@@ -124,17 +124,17 @@ class Population(L.LightningModule):
         self._eval_samples = 0
 
     def _evaluate(self, batch: tuple[Tensor, Tensor]) -> None:
-        """Every member on the single run's evaluation batch, in chunks of ``B / K`` images
-        repeated for the K members: one stacked forward holds as many images as a single
-        run's, and ``limit_val_batches`` counts the same batches."""
+        """Every member on the single run's evaluation batch (so ``limit_val_batches`` counts
+        the same batches), repeated for the K members: one stacked forward of K x B images,
+        a training step's size without its gradients. (Chunks of B / K images took K
+        forwards per batch: 30 s against 5 s for the test split of 24 default MLPs on the
+        2-core CPU.)"""
         x, y = batch
         k = self.population_size
-        for xc, yc in zip(x.split(max(1, len(x) // k)), y.split(max(1, len(y) // k))):
-            repeat = [k] + [1] * (xc.dim() - 1)
-            losses, hits = self._per_member(self(xc.repeat(*repeat)), yc.repeat(k))
-            self._eval_loss.add_(losses.sum(dim=1, dtype=torch.float64))
-            self._eval_hits.add_(hits.sum(dim=1))
-            self._eval_samples += losses.shape[1]
+        losses, hits = self._per_member(self(x.repeat(k, *[1] * (x.dim() - 1))), y.repeat(k))
+        self._eval_loss.add_(losses.sum(dim=1, dtype=torch.float64))
+        self._eval_hits.add_(hits.sum(dim=1))
+        self._eval_samples += losses.shape[1]
 
     def _end_evaluation(self, split: str) -> None:
         n = max(self._eval_samples, 1)

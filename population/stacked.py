@@ -83,7 +83,7 @@ def unstackable(net: nn.Module) -> list[str]:
         if any(path.startswith(f"{f}.") for f in flagged):
             continue  # inside a module already named (a parametrization's tensors)
         if isinstance(module, RECURRENT):
-            why = "recurrent models train one process per run"
+            why = "recurrent models train one run at a time"
         elif parametrize.is_parametrized(module):
             why = "a parametrization (spectral_norm) computes its weight"
         else:

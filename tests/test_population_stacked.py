@@ -241,7 +241,7 @@ def test_recurrent_models_are_not_stackable(model: str) -> None:
     make, where = RECURRENT[model]
     net = make()
     assert unstackable(net) == [
-        f"{where} has no stacked counterpart (recurrent models train one process per run)"
+        f"{where} has no stacked counterpart (recurrent models train one run at a time)"
     ]
     with pytest.raises(NotStackable, match=f"^{where} has no stacked counterpart .*Linear"):
         stack([net, make()])
