@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from callbacks.divergence import Divergence
@@ -123,14 +123,6 @@ def _train(members: list[Member], datamodule) -> None:
         member.record["population"] = {"members": len(members), "seconds": round(seconds, 2)}
         write_record(member.output_dir / "metrics.json", member.record)
         report(member.record, member.output_dir)
-
-
-def resolved(cfg: DictConfig) -> DictConfig:
-    """A member's config as the population keeps it: every interpolation resolved while its
-    own Hydra config is current (``${hydra:runtime.choices.init}`` is its init), without the
-    ``hydra`` node."""
-    body = {k: v for k, v in cfg.items() if k != "hydra"}
-    return OmegaConf.create(OmegaConf.to_container(OmegaConf.create(body), resolve=True))
 
 
 def _initialized(cfg: DictConfig, datamodule) -> tuple[nn.Module, Any]:

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny datasets in the real file formats, and the real config, shrunk."""
 
+import copy
 import hashlib
 import pickle
 import struct
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from torchvision import datasets
 
-from train import CONFIG_DIR, compose
+from train import CONFIG_DIR, compose, start_record
 
 CONF_DIR = CONFIG_DIR
 N_TRAIN, N_TEST = 64, 32
@@ -110,6 +111,22 @@ def make_cfg(data_root: Path, tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield make
     GlobalHydra.instance().clear()
+
+
+def member_runs(
+    make_cfg: Callable[..., DictConfig], folder: Path, common: list[str], variants: list[list[str]]
+) -> list[tuple[DictConfig, dict]]:
+    """(config, starting record) per member ``folder/member<i>``, as the population launcher
+    prepares them: the config without its ``hydra`` node, resolved while the member's own Hydra
+    config is current (``stats.title`` is its init)."""
+    runs = []
+    for i, variant in enumerate(variants):
+        cfg = copy.deepcopy(make_cfg(*common, *variant, output_dir=folder / f"member{i}"))
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        OmegaConf.resolve(cfg)
+        runs.append((cfg, start_record(cfg)))
+    return runs
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from population.run import resolved, train_population
-from train import start_record, train
+from population.run import train_population
+from tests.conftest import member_runs
+from train import train
 
 SMALL_MODELS = {
     "mlp": ["model=mlp", "model.depth=2", "model.width=16"],
@@ -40,24 +41,26 @@ LSUV_MEMBERS = [["init=lsuv", "seed=0"], ["init=lsuv", "seed=1", "optimizer=adam
 BATCHNORM_MEMBERS = [*MEMBERS[:2], ["init=orthogonal", "seed=2", "optimizer.momentum=0.5"]]
 
 
-def member_runs(make_cfg, folder: Path, common: list[str], variants: list[list[str]]):
-    """(config, starting record) per member, each resolved under its own Hydra config, as the
-    launcher prepares them."""
-    runs = []
-    for i, variant in enumerate(variants):
-        cfg = make_cfg(*common, *variant, output_dir=folder / f"member{i}")
-        runs.append((resolved(cfg), start_record(cfg)))
-    return runs
-
-
 def scalars(folder: Path, tag: str) -> dict[int, float]:
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
     return {e.step: e.value for e in events.Scalars(tag)}
 
 
+GPU = pytest.param(
+    "gpu", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+)
+
+
+@pytest.mark.parametrize("accelerator", ["cpu", GPU])
 @pytest.mark.parametrize("model", list(SMALL_MODELS))
-def test_members_train_exactly_as_their_single_runs(make_cfg, tmp_path: Path, model: str) -> None:
+def test_members_train_exactly_as_their_single_runs(
+    make_cfg, tmp_path: Path, model: str, accelerator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU too, where convolutions are grouped: in float32 (cuDNN's TF32 off, as
+    ``torch.backends.cudnn.allow_tf32`` allows by default), the stacking must be as exact."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     common = [*SMALL_MODELS[model], "trainer.log_every_n_steps=1", "stats=off"]
+    common.append(f"trainer.accelerator={accelerator}")
     variants = {"resnet_fixup": FIXUP_MEMBERS, "resnet_batchnorm": BATCHNORM_MEMBERS,
                 "mlp_batchnorm": BATCHNORM_MEMBERS, "cnn_cifar_augment_lsuv": LSUV_MEMBERS,
                 }.get(model, MEMBERS)  # fmt: skip

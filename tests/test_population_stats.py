@@ -1,12 +1,10 @@
 """Per-member statistics: member k of a population logs what its single run logs, from one
 stacked forward and backward pass."""
 
-import copy
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
@@ -22,7 +20,8 @@ from callbacks.watched import STAT_PREFIX, watched_modules
 from models import CNN
 from population.run import train_population
 from population.stacked import stack
-from train import start_record, train
+from tests.conftest import member_runs
+from train import train
 
 K = 3
 MODELS = {
@@ -102,21 +101,6 @@ def test_a_stacked_model_is_watched_as_the_model_it_stacks() -> None:
     assert [w.label for w in stacked] == [w.label for w in single]  # "layers.0 Conv2d"
 
 
-def _member_runs(make_cfg, folder: Path, common: list[str]) -> list:
-    """(config, starting record) per member, as the population launcher prepares them: the
-    config without its ``hydra`` node, resolved while the member's own Hydra config is current
-    (``stats.title`` is its init)."""
-    runs = []
-    for i, variant in enumerate(MEMBERS):
-        cfg = make_cfg(*common, *variant, output_dir=folder / f"member{i}")
-        task = copy.deepcopy(cfg)
-        with read_write(task), open_dict(task):
-            del task["hydra"]
-        OmegaConf.resolve(task)
-        runs.append((task, start_record(task)))
-    return runs
-
-
 def _statistics(folder: Path) -> tuple[dict, dict[tuple[str, int], float]]:
     """The tags a run's events hold, by kind, and its statistics' values by (tag, step)."""
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0}).Reload()
@@ -136,7 +120,7 @@ def test_members_log_the_statistics_of_their_single_runs(
 ) -> None:
     common = [*MODELS[model], "stats=full", "stats.every_n_steps=1"]
     common += ["stats.singular_values_every_n_steps=1", "trainer.log_every_n_steps=1"]
-    records = train_population(_member_runs(make_cfg, tmp_path, common))
+    records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS))
     for i, variant in enumerate(MEMBERS):
         train(make_cfg(*common, *variant, output_dir=tmp_path / f"single{i}"))
         assert records[i]["status"] == "finished"
@@ -156,7 +140,7 @@ def test_a_diverged_members_statistics_stop_and_the_others_go_on(make_cfg, tmp_p
     common = [*MODELS["cnn"], "stats=full", "stats.every_n_steps=1", "trainer.log_every_n_steps=1"]
     common += ["stats.singular_values_every_n_steps=1", "trainer.limit_train_batches=6"]
     common += ["callbacks.divergence_guard.every_n_steps=2"]
-    runs = _member_runs(make_cfg, tmp_path, common)[:2]
+    runs = member_runs(make_cfg, tmp_path, common, MEMBERS)[:2]
     runs[1][0].optimizer.lr = 1e30  # NaN weights after a few steps: their SVD must not raise
     records = train_population(runs)
     assert [r["status"] for r in records] == ["finished", "diverged"]
