@@ -1,11 +1,11 @@
 """The wall time of one sweep under Hydra's basic launcher, joblib and the population launcher.
 
 Issue #14's settings: 24 runs (6 inits x 4 seeds) of the default MLP and of a small one
-(5 x 100) on MNIST, 1 epoch, statistics on (the defaults), the progress bar off; and the
-small one with ``stats=off``, which shows the training alone, without the per-run cost of the
-statistics' end-of-run figures. Each sweep is
-``python train.py -m ...`` as a user types it, run as a subprocess, one after another in this
-process tree; the table gives each sweep's wall time, per run, and the speed-up over basic.
+(5 x 100) on MNIST, 1 epoch, statistics on (the defaults), the progress bar off; and the small
+one with ``stats=off``, without the per-run cost of the statistics' end-of-run figures. Each
+sweep is ``python train.py -m ...`` as a user types it, run as a subprocess after a warm-up
+sweep, one after another in this process tree; the table gives each sweep's wall time, per
+run, and the speed-up over basic.
 Targets (2-core CPU): population >= 3x basic for the small MLP, faster than basic for the
 default MLP; on a GPU >= 10x for the default MLP (``--models default --jobs 6`` there: joblib
 with as many jobs as the GPU machine's cores allow). ``--quick`` (2 inits x 2 seeds, 3 batches,

@@ -68,8 +68,10 @@ class MemberTrainer:
 
 class MemberCheckpoints(L.Callback):
     """Each member's ``ModelCheckpoint``, from its own config (``callbacks.model_checkpoint``:
-    by default the best ``val/acc`` and ``last.ckpt``), driven as in its single run while the
-    member reports (a frozen member's stop where its single run stopped)."""
+    by default the best ``val/acc`` and ``last.ckpt``), given every hook that can save, as in
+    its single run, while the member reports. A frozen member's stop where it froze: one that
+    diverged before its first validation has no ``last.ckpt``, where its single run would
+    write one as its training ends."""
 
     def __init__(self, members: list[Member]) -> None:
         specs = {m.index: m.cfg.get("callbacks", {}).get("model_checkpoint") for m in members}
@@ -104,3 +106,9 @@ class MemberCheckpoints(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, module) -> None:
         self._each("on_validation_end", trainer, module)
+
+    def on_train_end(self, trainer: L.Trainer, module) -> None:
+        self._each("on_train_end", trainer, module)
+
+    def on_exception(self, trainer: L.Trainer, module, exception: BaseException) -> None:
+        self._each("on_exception", trainer, module, exception)

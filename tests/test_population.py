@@ -56,8 +56,8 @@ GPU = pytest.param(
 def test_members_train_exactly_as_their_single_runs(
     make_cfg, tmp_path: Path, model: str, accelerator: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a GPU too, where convolutions are grouped: in float32 (cuDNN's TF32 off, as
-    ``torch.backends.cudnn.allow_tf32`` allows by default), the stacking must be as exact."""
+    """On a GPU too, where convolutions are grouped, in float32: cuDNN's TF32 convolutions
+    (``torch.backends.cudnn.allow_tf32``, on by default) would round the two differently."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     common = [*SMALL_MODELS[model], "trainer.log_every_n_steps=1", "stats=off"]
     common.append(f"trainer.accelerator={accelerator}")
