@@ -1,11 +1,13 @@
 """Each member's checkpoints, written by its own ``ModelCheckpoint`` in the form a single run
 writes them, so ``ckpt_path=`` resumes a member as a single run, best score included."""
 
+import os
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from torch import Tensor
 
 from population.loggers import split_key
@@ -14,32 +16,38 @@ from population.optim import MemberOptimizers
 
 
 def member_checkpoint(
-    trainer: L.Trainer, member: Member, callbacks: dict[str, Any] | None = None
+    trainer: L.Trainer,
+    member: Member,
+    callbacks: dict[str, Any] | None = None,
+    weights_only: bool = False,
 ) -> dict[str, Any]:
     """What Lightning's ``dump_checkpoint`` writes for the member's single run: its
-    ``Classifier``'s weights (``net.*``), its optimizer and schedule, the loops' progress
-    (the population's: every member ran the same steps) and its callbacks' state."""
-    optimizer: MemberOptimizers = trainer.optimizers[0]
-    k = member.index
-    scheduler = optimizer.schedulers[k]
-    return {
+    ``Classifier``'s weights (``net.*``), the loops' progress (the population's: every member
+    ran the same steps) and, unless ``weights_only``, its callbacks' state, its optimizer and
+    its schedule."""
+    checkpoint = {
         "epoch": trainer.current_epoch,
         "global_step": trainer.global_step,
         "pytorch-lightning_version": L.__version__,
         "state_dict": {f"net.{name}": t for name, t in member.net.state_dict().items()},
         "loops": trainer._checkpoint_connector._get_loops_state_dict(),
-        "callbacks": callbacks or {},
-        "optimizer_states": [optimizer.optimizers[k].state_dict()],
-        "lr_schedulers": [] if scheduler is None else [scheduler.state_dict()],
-        "hparams_name": "kwargs",
-        "hyper_parameters": {"num_classes": member.num_classes},
     }
+    if not weights_only:
+        optimizer: MemberOptimizers = trainer.optimizers[0]
+        scheduler = optimizer.schedulers[member.index]
+        checkpoint["callbacks"] = callbacks or {}
+        checkpoint["optimizer_states"] = [optimizer.optimizers[member.index].state_dict()]
+        checkpoint["lr_schedulers"] = [] if scheduler is None else [scheduler.state_dict()]
+    checkpoint["hparams_name"] = "kwargs"
+    checkpoint["hyper_parameters"] = {"num_classes": member.num_classes}
+    return checkpoint
 
 
 class MemberTrainer:
     """The trainer as one member's ``ModelCheckpoint`` sees it: the member's metrics under its
-    single run's names (``val/acc``, not ``3/val/acc``), and the member's checkpoint where the
-    population's would be saved; everything else is the population's trainer.
+    single run's names (``val/acc``, not ``3/val/acc``), its loggers and root folder (where a
+    callback without ``dirpath`` saves), and its checkpoint where the population's would be
+    saved; everything else is the population's trainer.
 
     Why a view and not our own saving rules: Lightning's callback decides when to save, how to
     name the file, which to keep and what its state is; a member then gets exactly the files
@@ -53,25 +61,39 @@ class MemberTrainer:
 
     @property
     def callback_metrics(self) -> dict[str, Tensor]:
-        own = (split_key(key) for key in self._trainer.callback_metrics)
-        return {
-            key: self._trainer.callback_metrics[f"{index}/{key}"]
-            for index, key in filter(None, own)
-            if index == self._member.index
-        }
+        parsed = ((split_key(key), value) for key, value in self._trainer.callback_metrics.items())
+        k = self._member.index
+        return {key[1]: value for key, value in parsed if key is not None and key[0] == k}
+
+    @property
+    def loggers(self) -> list[Logger]:
+        return self._member.loggers
+
+    @property
+    def logger(self) -> Logger | None:
+        return self._member.loggers[0] if self._member.loggers else None
+
+    @property
+    def default_root_dir(self) -> str:
+        return self._member.cfg.trainer.get("default_root_dir") or os.getcwd()
 
     def save_checkpoint(self, filepath, weights_only: bool = False, storage_options=None) -> None:
+        """Written directly, without the strategy's rank-0 check and barrier: a population
+        trains on one device."""
         state = {self._callback.state_key: self._callback.state_dict()}
-        checkpoint = member_checkpoint(self._trainer, self._member, state)
+        checkpoint = member_checkpoint(self._trainer, self._member, state, weights_only)
         self._trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, filepath, storage_options)
 
 
-class MemberCheckpoints(L.Callback):
+class MemberCheckpoints(Checkpoint):
     """Each member's ``ModelCheckpoint``, from its own config (``callbacks.model_checkpoint``:
     by default the best ``val/acc`` and ``last.ckpt``), given every hook that can save, as in
-    its single run, while the member reports. A frozen member's stop where it froze: one that
-    diverged before its first validation has no ``last.ckpt``, where its single run would
-    write one as its training ends."""
+    its single run, while the member reports. A ``Checkpoint`` itself, so Lightning calls it
+    where it calls a single run's: after the module's epoch-end hook (its epoch metrics).
+
+    A frozen member's stop where it froze: when its single run validates and saves at the
+    step it stopped at (Lightning validates once ``should_stop`` is set), the member saves
+    nothing then."""
 
     def __init__(self, members: list[Member]) -> None:
         specs = {m.index: m.cfg.get("callbacks", {}).get("model_checkpoint") for m in members}

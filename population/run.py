@@ -150,12 +150,16 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
         callbacks.append(instantiate(bar))  # MemberGuard, Population.on_train_batch_start
     guard_cfg = cfg.callbacks.get("divergence_guard")
     guard = MemberGuard(guard_cfg.max_loss, guard_cfg.every_n_steps) if guard_cfg else None
-    checkpoints = MemberCheckpoints(members)
-    callbacks += [c for c in (guard, checkpoints) if c is not None]
+    callbacks += [guard] if guard is not None else []
+    checkpoints = MemberCheckpoints(members)  # a Checkpoint: Lightning adds none of its own
+    callbacks += [checkpoints] if checkpoints.callbacks else []
     if cfg.get("stats"):
         callbacks.append(instantiate(cfg.stats))
     trainer = instantiate(
-        cfg.trainer, logger=MemberLoggers(members), callbacks=callbacks, enable_checkpointing=False
+        cfg.trainer,
+        logger=MemberLoggers(members),
+        callbacks=callbacks,
+        enable_checkpointing=bool(checkpoints.callbacks),
     )
     net = stack([m.net for m in members])
     optimizers = [instantiate(m.cfg.optimizer) for m in members]

@@ -98,6 +98,36 @@ def test_member_folders_hold_what_a_single_run_writes(make_cfg, tmp_path: Path) 
     assert member_files == files
 
 
+CHECKPOINT_SETTINGS = {  # what a member's own ModelCheckpoint must do as its single run's
+    "monitor_train_epoch": ["callbacks.model_checkpoint.monitor=train/loss_epoch",
+                            "callbacks.model_checkpoint.mode=min",
+                            "callbacks.model_checkpoint.filename=best",
+                            "+callbacks.model_checkpoint.save_top_k=2"],
+    "no_dirpath_weights_only": ["callbacks.model_checkpoint.dirpath=null",
+                                "+callbacks.model_checkpoint.save_weights_only=true"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("setting", list(CHECKPOINT_SETTINGS))
+def test_member_checkpoints_follow_their_own_settings(make_cfg, tmp_path: Path, setting) -> None:
+    """Where the files go (no ``dirpath``: under the member's logger), what they hold
+    (``save_weights_only``) and what is monitored (an epoch-end training metric, logged just
+    before the callback runs) are the single run's."""
+    common = [*SMALL_MODELS["mlp"], "stats=off", "trainer.max_epochs=2",
+              *CHECKPOINT_SETTINGS[setting]]  # fmt: skip
+    records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS[:2]))
+    single = train(make_cfg(*common, *MEMBERS[1], output_dir=tmp_path / "single"))
+    files = {p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.ckpt")}
+    member = tmp_path / "member1"
+    assert {p.relative_to(member) for p in member.rglob("*.ckpt")} == files and files
+    for path in files:
+        expected = torch.load(tmp_path / "single" / path, weights_only=False)
+        assert torch.load(member / path, weights_only=False).keys() == expected.keys(), path
+    assert records[1]["metrics"]["val/acc_best"] == pytest.approx(
+        single["metrics"]["val/acc_best"], rel=1e-4
+    )
+
+
 def _callback_states(run: Path) -> dict:
     """The callbacks' state in a run's ``last.ckpt``, its folder written as ``RUN``."""
     states = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]
