@@ -31,6 +31,7 @@ POPULATION_PRECISIONS = ("32-true", "bf16-mixed")
 ALONE = "alone: no other job shares its settings"
 DEFAULT_CALLBACKS = Path(__file__).resolve().parents[1] / "conf" / "callbacks" / "default.yaml"
 FREE_CALLBACK_KEYS = ("max_loss", "every_n_steps", "refresh_rate")  # what the population reads
+OWN_CALLBACKS = ("model_checkpoint",)  # each member gets its own, with any settings but its class
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,9 @@ def config_reasons(task: dict[str, Any], chdir: bool) -> list[str]:
 
 def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
     """A population reproduces the default callbacks (``conf/callbacks/default.yaml``: its
-    checkpoints, learning-rate log, divergence guard with any thresholds, progress bar); a run
-    with another callback, or the checkpoints or learning-rate log set otherwise, runs alone."""
+    checkpoints with any settings, learning-rate log, divergence guard with any thresholds,
+    progress bar); a run with another callback, the learning-rate log set otherwise or a
+    checkpoint callback of another class runs alone."""
     defaults = OmegaConf.to_container(OmegaConf.load(DEFAULT_CALLBACKS))
     reasons = []
     for name, node in callbacks.items():
@@ -156,6 +158,8 @@ def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
         if expected is None:
             reasons.append(f"callbacks.{name} (a population runs the default callbacks only)")
             continue
+        if name in OWN_CALLBACKS:
+            expected = {"_target_": expected["_target_"]}
         for key, value in expected.items():
             value = (
                 value.replace("${paths.output_dir}", OUTPUT_DIR)

@@ -70,8 +70,10 @@ UNSUPPORTED = {
     "model=lstm": "model=lstm: ",
     "model=mlp model.depth=0": "model=mlp: it does not build (ValueError: model.depth",
     "+callbacks.stop._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.stop (a population",
-    "callbacks.model_checkpoint.monitor=val/loss": "callbacks.model_checkpoint.monitor=val/loss",
-}
+    "callbacks.lr_monitor.logging_interval=epoch": "callbacks.lr_monitor.logging_interval=epoch",
+    "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch":
+        "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(("setting", "reason"), UNSUPPORTED.items(), ids=list(UNSUPPORTED))
@@ -82,7 +84,8 @@ def test_unsupported_settings_run_alone_saying_why(make_cfg: Make, setting: str,
 
 
 def test_supported_settings_share_a_population(make_cfg: Make) -> None:
-    for setting in ("model=cnn", "model=resnet", "trainer.precision=bf16-mixed", "stats=off"):
+    for setting in ("model=cnn", "model=resnet", "trainer.precision=bf16-mixed", "stats=off",
+                    "callbacks.model_checkpoint.monitor=val/loss"):  # fmt: skip
         assert _plan(make_cfg, [f"{setting} seed=0", f"{setting} seed=1"]) == [Batch((0, 1))]
 
 
