@@ -78,20 +78,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.test and divergence is None:
             trainer.test(module, datamodule=datamodule, verbose=False)
             metrics.update(_scalars(trainer))
-        metrics.update(_final_scalars(trainer, divergence))
-        status = "finished" if divergence is None else "diverged"
-        record.update(
-            status=status,
-            metrics=metrics,
-            epochs=trainer.current_epoch,
-            steps=trainer.global_step,
-            hparams=run_hparams(cfg, record["choices"], status),
+        best = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        best = None if best is None else float(best)
+        end_record(
+            record, cfg, metrics, divergence, best, trainer.current_epoch, trainer.global_step
         )
-        if divergence is not None:
-            record["divergence"] = divergence.as_dict()
         log_hparams(trainer.loggers, record, trainer.global_step)
     except Exception as error:
-        record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
+        record_failure(record, error)
         raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 2)
@@ -194,16 +188,37 @@ def _planned_steps(trainer: L.Trainer) -> float:
 HPARAMS_EXTRA = ("val/acc_best", "train/diverged_step")  # metrics logged at the end only
 
 
-def _final_scalars(trainer: L.Trainer, divergence: Divergence | None) -> dict[str, float]:
-    """The HParams tab's extra metrics: the best validation accuracy (the checkpoint
-    callback's), and the step a diverged run stopped at."""
-    scalars = {}
-    best = getattr(trainer.checkpoint_callback, "best_model_score", None)
+def end_record(
+    record: dict[str, Any],
+    cfg: DictConfig,
+    metrics: dict[str, float],
+    divergence: Divergence | None,
+    best: float | None,
+    epochs: int,
+    steps: int,
+) -> None:
+    """A run's end in its record: status, metrics with the HParams tab's extras (the
+    checkpoint callback's ``best`` validation score, the step a diverged run stopped at),
+    epochs, steps and its HParams row. Shared with the population trainer."""
     if best is not None:
-        scalars["val/acc_best"] = float(best)
+        metrics["val/acc_best"] = best
     if divergence is not None:
-        scalars["train/diverged_step"] = float(divergence.step)
-    return scalars
+        metrics["train/diverged_step"] = float(divergence.step)
+    status = "finished" if divergence is None else "diverged"
+    record.update(
+        status=status,
+        metrics=metrics,
+        epochs=epochs,
+        steps=steps,
+        hparams=run_hparams(cfg, record["choices"], status),
+    )
+    if divergence is not None:
+        record["divergence"] = divergence.as_dict()
+
+
+def record_failure(record: dict[str, Any], error: BaseException) -> None:
+    """A failed run's record: its status and the error's first line."""
+    record.update(status="failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
 
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins

@@ -15,16 +15,14 @@ the small MLP) is what the tests run.
 """
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
+from benchmarks.run_all import machine
+from benchmarks.sweep_runs import load_runs
 from benchmarks.tables import script_main, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +47,7 @@ def sweep(overrides: list[str], folder: Path) -> dict[str, float | int]:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
     folder.with_suffix(".log").write_text(result.stdout + result.stderr)
-    statuses = [json.loads(p.read_text())["status"] for p in folder.rglob("metrics.json")]
+    statuses = [run.status for run in load_runs(folder)]
     ended = sum(s in ("finished", "diverged") for s in statuses)
     return {"runs": len(statuses), "ended": ended, "exit": result.returncode, "wall s": wall}
 
@@ -79,12 +77,6 @@ def measure(base: list[str], models: list[str], jobs: int, work: Path) -> list[d
     return rows
 
 
-def device() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({os.cpu_count()} cores)"
-
-
 def run(out: Path, quick: bool, models: list[str], jobs: int) -> dict[str, list[dict]]:
     """Measure, then write ``sweep_speed.csv`` and ``results.md`` into ``out``."""
     base = QUICK if quick else FULL
@@ -95,7 +87,7 @@ def run(out: Path, quick: bool, models: list[str], jobs: int) -> dict[str, list[
     shown = [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     options = f" --models {' '.join(models)} --jobs {jobs}" if not quick else " --quick"
     command = f"python -m benchmarks.sweep_speed{options}"
-    notes = f"`{command}` on {device()}; sweep: `{' '.join(base + COMMON)}`\n"
+    notes = f"`{command}` on {machine()}; sweep: `{' '.join(base + COMMON)}`\n"
     write_outputs(out, {"sweep_speed": shown}, "Sweep wall time by launcher", [], notes)
     return {"sweep_speed": shown}
 

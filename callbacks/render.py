@@ -42,9 +42,8 @@ def _default_signals() -> None:
 def draw_all(jobs: Sequence[Job]) -> list[dict[str, Summary]]:
     """Every run's figures, in order; in ``min(cores, runs)`` forked workers when that is
     more than one."""
-    workers = min(len(jobs), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else os.cpu_count() or 1)  # fmt: skip
-    if workers > 1 and sys.platform == "linux":
+    workers = min(len(jobs), len(os.sched_getaffinity(0))) if sys.platform == "linux" else 1
+    if workers > 1:
         pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals)
         try:
             encoded = pool.map(draw, jobs, chunksize=1)

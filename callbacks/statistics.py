@@ -36,7 +36,7 @@ def by_member(x: Tensor, members: int) -> Tensor:
 def _moments(x: Tensor) -> dict[str, Tensor]:
     """Per member: count, sum, the sum of squared deviations from the mean (m2) and
     count * mean^2."""
-    flat = x.reshape(x.shape[0], -1)
+    flat = _flat(x)
     var, mean = torch.var_mean(flat, dim=1, correction=0)
     n = torch.full(mean.shape, float(flat.shape[1]), dtype=F64, device=x.device)
     mean = mean.to(F64)
@@ -45,7 +45,7 @@ def _moments(x: Tensor) -> dict[str, Tensor]:
 
 def _count(mask: Tensor) -> Tensor:
     """True values per member."""
-    return mask.reshape(mask.shape[0], -1).sum(dim=1).to(F64)
+    return _flat(mask).sum(dim=1).to(F64)
 
 
 def activation_moments(
@@ -89,7 +89,7 @@ def activation_stats(m: dict[str, Tensor]) -> dict[str, Tensor]:
 def gradient_moments(g: Tensor, members: int = 1) -> dict[str, Tensor]:
     """Sums from which ``gradient_stats`` follows, per member of ``g`` (members * B, ...)."""
     g = by_member(g.detach().float(), members)
-    return _moments(g) | {"abs_max": g.reshape(g.shape[0], -1).abs().amax(dim=1).to(F64)}
+    return _moments(g) | {"abs_max": _flat(g).abs().amax(dim=1).to(F64)}
 
 
 def gradient_stats(m: dict[str, Tensor], prefix: str, scale: float = 1.0) -> dict[str, Tensor]:
@@ -148,6 +148,8 @@ def stacked_grads(params: list[Tensor]) -> Tensor | None:
     grads = [p.grad for p in params]
     if all(g is None for g in grads):
         return None
+    if len(grads) == 1:  # a single run: its gradient as it is, no copy
+        return grads[0].unsqueeze(0)
     return torch.stack([torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
 
 

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from torch import Tensor
 
-from population.loggers import split_key
+from population.loggers import member_metrics
 from population.member import Member
 from population.optim import MemberOptimizers
 
@@ -61,9 +61,7 @@ class MemberTrainer:
 
     @property
     def callback_metrics(self) -> dict[str, Tensor]:
-        parsed = ((split_key(key), value) for key, value in self._trainer.callback_metrics.items())
-        k = self._member.index
-        return {key[1]: value for key, value in parsed if key is not None and key[0] == k}
+        return member_metrics(self._trainer.callback_metrics, self._member.index)
 
     @property
     def loggers(self) -> list[Logger]:

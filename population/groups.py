@@ -8,6 +8,7 @@ makes this exact by construction: a key nobody listed splits groups, it is never
 """
 
 import copy
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -151,7 +152,7 @@ def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
     checkpoints with any settings, learning-rate log, divergence guard with any thresholds,
     progress bar); a run with another callback, the learning-rate log set otherwise or a
     checkpoint callback of another class runs alone."""
-    defaults = OmegaConf.to_container(OmegaConf.load(DEFAULT_CALLBACKS))
+    defaults = _default_callbacks()
     reasons = []
     for name, node in callbacks.items():
         expected = defaults.get(name)
@@ -170,6 +171,11 @@ def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
                 reasons.append(f"callbacks.{name}.{key}={node.get(key)} (a population keeps "
                                f"the default {value})")  # fmt: skip
     return reasons
+
+
+@functools.cache
+def _default_callbacks() -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(DEFAULT_CALLBACKS))
 
 
 def device_count(trainer: dict[str, Any]) -> int:

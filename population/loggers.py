@@ -1,11 +1,13 @@
 """The population's logger: each member's metrics to that member's own loggers."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from lightning.pytorch.loggers import Logger
 
 from population.member import Member
+
+V = TypeVar("V")
 
 
 def member_key(index: int, key: str) -> str:
@@ -17,6 +19,13 @@ def split_key(key: str) -> tuple[int, str] | None:
     """``(index, key)`` of a key ``member_key`` made; None for any other key."""
     head, _, rest = key.partition("/")
     return (int(head), rest) if head.isdigit() and rest else None
+
+
+def member_metrics(metrics: Mapping[str, V], index: int) -> dict[str, V]:
+    """Member ``index``'s entries of ``metrics`` (``3/val/acc``), under its own names
+    (``val/acc``): what its single run's trainer would hold."""
+    parsed = ((split_key(key), value) for key, value in metrics.items())
+    return {key[1]: value for key, value in parsed if key is not None and key[0] == index}
 
 
 class MemberLoggers(Logger):

@@ -11,17 +11,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from callbacks.divergence import Divergence
-from callbacks.hparams import run_hparams
 from datamodules.batches import BatchIndices
 from inits import apply_init
 from population.checkpoints import MemberCheckpoints
 from population.data import MemberBatches
 from population.guard import MemberGuard
-from population.loggers import MemberLoggers, split_key
+from population.loggers import MemberLoggers, member_metrics
 from population.member import Member
 from population.module import Population
 from population.stacked import architecture, stack
-from train import finite, log_hparams, report, write_record
+from train import end_record, finite, log_hparams, record_failure, report, write_record
 
 log = logging.getLogger("initbench.population")
 
@@ -184,12 +183,11 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
 
 def _member_scalars(trainer: L.Trainer, members: list[Member]) -> list[dict[str, float]]:
     """Each member's logged values (``K/key`` in the trainer's metrics), as ``key``."""
-    out: list[dict[str, float]] = [{} for _ in members]
-    for key, value in sorted(trainer.callback_metrics.items()):
-        parsed = split_key(key)
-        if parsed is not None:
-            out[parsed[0]][parsed[1]] = float(value)
-    return out
+    metrics = trainer.callback_metrics
+    return [
+        {key: float(v) for key, v in sorted(member_metrics(metrics, m.index).items())}
+        for m in members
+    ]
 
 
 def _finish(
@@ -202,27 +200,15 @@ def _finish(
     step: int | None,
 ) -> None:
     """The member's ``metrics.json`` and HParams row, as ``train.train`` ends a run."""
-    record, cfg = member.record, member.cfg
-    if best is not None:
-        metrics["val/acc_best"] = best
-    if divergence is not None:
-        metrics["train/diverged_step"] = float(divergence.step)
-    status = "finished" if divergence is None else "diverged"
-    record.update(
-        status=status,
-        metrics=metrics,
-        epochs=trainer.current_epoch if epoch is None else epoch,
-        steps=trainer.global_step if step is None else step,
-        hparams=run_hparams(cfg, record["choices"], status),
-    )
-    if divergence is not None:
-        record["divergence"] = divergence.as_dict()
-    log_hparams(member.loggers, record, record["steps"])
+    epochs = trainer.current_epoch if epoch is None else epoch
+    steps = trainer.global_step if step is None else step
+    end_record(member.record, member.cfg, metrics, divergence, best, epochs, steps)
+    log_hparams(member.loggers, member.record, steps)
     for logger in member.loggers:
         logger.finalize("success")
 
 
 def _end(cfg: DictConfig, record: dict, started: float, failed: BaseException) -> None:
-    record.update(status="failed", error=f"{type(failed).__name__}: {failed}".splitlines()[0])
+    record_failure(record, failed)
     record["seconds"] = round(time.perf_counter() - started, 2)
     write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
