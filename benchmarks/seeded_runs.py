@@ -1,5 +1,5 @@
 """Several labelled train.py configs over several seeds, in this process: records, loss curves,
-and a table of means with Student-t 95 % intervals (``benchmarks.significance``).
+and a table of means with Student-t 95 % intervals (``sweeps.significance``).
 
 Each run is ``train.train(train.compose(...))`` with the CSV logger, so its training loss
 curve is read back from the run's ``metrics.csv`` (collect first, present second). Runs use one
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.significance import t_interval
+from sweeps.significance import t_interval
 from benchmarks.tables import markdown_table, save_figure
 from train import compose, train
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.run_all import machine
-from benchmarks.sweep_runs import load_runs
+from sweeps.sweep import load_runs
 from benchmarks.tables import script_main, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.sweep_runs import scalar_curves
+from sweeps.sweep import scalar_curves
 from callbacks.watched import parse_stat_tag
 from tests.conftest import CONF_DIR, FAST_CLI
 from train import build

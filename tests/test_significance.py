@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmarks.significance import compare_to_best, holm, rank, t_interval, welch_p
+from sweeps.significance import compare_to_best, holm, rank, t_interval, welch_p
 
 
 def test_t_interval_of_three_values() -> None:

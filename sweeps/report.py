@@ -3,13 +3,13 @@
 Written into the sweep folder at the end of every multirun (Hydra callback ``SweepReport``) and
 on demand, from the runs' own files only:
 
-    python -m benchmarks.report logs/multiruns/2026-11-25_12-00-00 [--threshold 0.9]
+    python -m sweeps.report logs/multiruns/2026-11-25_12-00-00 [--threshold 0.9]
 
 ``summary.csv`` (one row per run), ``cells.csv`` (one row per init and setting: n, mean, 95 %
 t interval, rank, Welch's test against the setting's best), ``summary.md`` (the table of cells,
 the ranking and tests in words, every run that did not finish), ``loss_curves.png`` and
 ``signal_at_init.png``; in TensorBoard, the sweep's HParams experiment and seed aggregates
-(``benchmarks.sweep_tensorboard``).
+(``sweeps.tensorboard``).
 """
 
 import argparse
@@ -23,10 +23,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from benchmarks.report_plots import plot_loss_curves, plot_signal
-from benchmarks.significance import ALPHA, compare_to_best, rank, t_interval
-from benchmarks.sweep_runs import Run, group_label, load_runs, varying_keys
-from benchmarks.sweep_tensorboard import write_sweep_tensorboard
+from sweeps.plots import plot_loss_curves, plot_signal
+from sweeps.significance import ALPHA, compare_to_best, rank, t_interval
+from sweeps.sweep import Run, group_label, load_runs, varying_keys
+from sweeps.tensorboard import write_sweep_tensorboard
 
 log = logging.getLogger(__name__)
 

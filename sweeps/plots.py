@@ -15,7 +15,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from benchmarks.sweep_runs import Run, group_label, mean_curve  # noqa: E402
+from sweeps.sweep import Run, group_label, mean_curve  # noqa: E402
 from callbacks.watched import (  # noqa: E402
     LAYER_OUTPUT,
     depth,

@@ -21,7 +21,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from benchmarks.sweep_runs import Run, group_label, varying_keys
+from sweeps.sweep import Run, group_label, varying_keys
 from callbacks.dashboard import TRAINING_CATEGORY, layout_summary, write_summary
 from callbacks.hparams import run_hparams, session_summaries
 from resolvers import run_name

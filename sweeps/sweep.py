@@ -1,6 +1,6 @@
 """Read a sweep folder's runs from their own files: ``metrics.json`` and TensorBoard events.
 
-Collect first, present second: this module only reads; ``benchmarks.report`` presents.
+Collect first, present second: this module only reads; ``sweeps.report`` presents.
 """
 
 import json
