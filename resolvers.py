@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+
+from sweeps.keys import override_key, swept_keys
 
 MAX_NAME = 150  # file systems allow 255 bytes per folder name; leave room for the hash
 
@@ -40,26 +41,10 @@ def job_name(override_dirname: str) -> str:
     if not swept:
         return run_name(override_dirname)
     overrides = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
-    chosen = [o for o in overrides if _key(o) in swept]
-    return run_name(",".join(f"{_key(o)}={o.get_value_element_as_str()}" for o in chosen))
-
-
-def _key(override: Override) -> str:
-    """``init``, ``init@init.fallback``, ``trainer.x`` (of ``+trainer.x``): the key and the
-    package, without the add/delete prefixes."""
-    return override.get_key_element().lstrip("+~")
-
-
-def swept_keys(multirun_yaml: Path) -> set[str]:
-    """The keys with several values in a sweep: on its command line (``init=a,b``) or in its
-    experiment's ``hydra.sweeper.params``."""
-    if not multirun_yaml.exists():
-        return set()
-    sweep = OmegaConf.load(multirun_yaml).hydra
-    params = sweep.sweeper.get("params") or {}
-    lines = list(sweep.overrides.task) + [f"{k}={v}" for k, v in params.items()]
-    parsed = OverridesParser.create().parse_overrides(lines)
-    return {_key(o) for o in parsed if o.is_sweep_override()}
+    chosen = [o for o in overrides if override_key(o) in swept]
+    return run_name(
+        ",".join(f"{override_key(o)}={o.get_value_element_as_str()}" for o in chosen)
+    )
 
 
 def sweep_dir(root: str, resume: bool) -> str:

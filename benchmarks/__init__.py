@@ -1,1 +1,1 @@
-"""Runnable experiments and measurements: `python -m benchmarks.<name> --help`."""
+"""Experiments only, by group: `python -m benchmarks.<studies|speed|harness>.<name> --help`."""

@@ -40,7 +40,9 @@ def tensorboard_writers(loggers: Iterable[Logger]) -> list:
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
 def write_summary(writer, summary: Summary, step: int) -> None:
-    writer._get_file_writer().add_summary(summary, step)
+    """A summary proto as one event (what ``add_scalar`` and friends cannot write: margin
+    charts' layouts, HParams sessions, many scalars in one event)."""
+    writer.file_writer.add_summary(summary, step)
 
 
 def write_histogram(writer, tag: str, counts: Tensor, limit: float, step: int) -> None:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from callbacks.dashboard import tensorboard_writers, write_summary
 from callbacks.figures import colorful_dimension_figure
+from callbacks.members import TrainsMembers
 from callbacks.statistics import RATIO_FLOOR
 from callbacks.watched import stat_tag
 
@@ -34,15 +35,16 @@ class Target:
 
 
 def targets(
-    trainer: L.Trainer, module: L.LightningModule, title: str | None, frozen: bool = False
+    trainer: L.Trainer, module: TrainsMembers, title: str | None, frozen: bool = False
 ) -> list[Target]:
-    """A single run's loggers (``trainer.loggers``), or each member's own; a member frozen by
-    divergence (``active`` False) only with ``frozen``: a single run's step logs stop there,
-    while its end-of-training figures are still drawn."""
-    members = getattr(module, "members", None)
-    if members is None:
-        return [Target(0, list(trainer.loggers), title)]
-    return [Target(m.index, m.loggers, m.title) for m in members if m.active or frozen]
+    """Each run the module trains, with its own loggers; a member frozen by divergence
+    (``active`` False) only with ``frozen``: a single run's step logs stop there, while its
+    end-of-training figures are still drawn."""
+    return [
+        Target(m.index, m.loggers, m.title if m.title is not None else title)
+        for m in module.members
+        if m.active or frozen
+    ]
 
 
 def to_host(

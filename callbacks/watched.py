@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from callbacks.members import TrainsMembers
+
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase, nn.RNNCellBase)
 # Layers whose outputs hold their units in the last dim: Linear (B, ..., F), RNN/LSTM/GRU
 # (B, T, H) or (T, B, H), their cells (B, H) or LayerNorm*Cell's (B, T, H). Convolutions have
@@ -68,23 +70,21 @@ def module_class(module: nn.Module) -> type:
     return cls if isinstance(cls, type) else type(module)
 
 
-def population_size(module: nn.Module) -> int:
+def population_size(module: TrainsMembers) -> int:
     """K: the members a LightningModule trains at once (1 for a single run)."""
-    return getattr(module, "population_size", 1)
+    return len(module.members)
 
 
-def watched_root(module: nn.Module) -> nn.Module:
-    """The module tree whose outputs the statistics watch: the LightningModule itself for a
-    single run; for a population only its stacked ``net`` under the path ``net`` (it also
-    holds the member nets, which run no forward of their own)."""
-    return nn.ModuleDict({"net": module.net}) if hasattr(module, "members") else module
+def watched_root(module: TrainsMembers) -> nn.Module:
+    """The module tree whose outputs the statistics watch, under the path ``net``: a single
+    run's model, or a population's stacked one (its member nets run no forward of their
+    own)."""
+    return nn.ModuleDict({"net": module.net})
 
 
-def member_roots(module: nn.Module) -> list[nn.Module]:
+def member_roots(module: TrainsMembers) -> list[nn.Module]:
     """Per member, the module tree that holds its trained parameters, under the single run's
-    paths (``net.head.weight``); ``[module]`` for a single run."""
-    if not hasattr(module, "members"):
-        return [module]
+    paths (``net.head.weight``)."""
     return [nn.ModuleDict({"net": member.net}) for member in module.members]
 
 

@@ -2,7 +2,7 @@
 
 Why by hand: a DataLoader fetches and collates sample by sample; slicing whole batches out of a
 tensor that already lives on the training device does one gather per batch instead, which is what
-keeps Lightning's pipeline within a few percent of a raw PyTorch loop (benchmarks/throughput.py).
+keeps Lightning's pipeline within a few percent of a raw PyTorch loop (benchmarks/speed/throughput.py).
 """
 
 from collections.abc import Callable, Iterator

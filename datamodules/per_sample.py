@@ -1,6 +1,6 @@
 """The textbook input pipeline: a DataLoader over the torchvision dataset, transformed image by
 image. Not the default: batches sliced from resident tensors train the MLP 3 times faster on
-CPU (``benchmarks/throughput.py``). Kept as the baseline that path is measured against and for
+CPU (``benchmarks/speed/throughput.py``). Kept as the baseline that path is measured against and for
 transforms that only exist per image."""
 
 import torch

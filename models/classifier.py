@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from callbacks.members import SingleMember
 from models.parametrization import MuP, Standard, build_optimizer
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -43,6 +44,11 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @property
+    def members(self) -> list[SingleMember]:
+        """The one run this module trains, for the per-run callbacks (``callbacks.members``)."""
+        return [SingleMember(self.net, list(self.loggers))]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
@@ -53,7 +59,7 @@ class Classifier(L.LightningModule):
         correct = (logits.detach().argmax(dim=-1) == y).sum()
         # Epoch sums kept on the device (two in-place adds), and self.log only on logging steps:
         # each self.log call costs Lightning about 1 ms, a tenth of an MLP step on CPU
-        # (benchmarks/throughput.py).
+        # (benchmarks/speed/throughput.py).
         self._loss_sum.add_(loss.detach(), alpha=len(y))
         self._correct_sum.add_(correct)
         self._samples += len(y)

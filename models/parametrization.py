@@ -86,7 +86,7 @@ class MuP:
             (the readout's init variance may be anything of order 1/n^2 or below), but the
             scaled readout's logits at init, W_0 h, vanish only like width^-1/2: over widths
             64-4096 they dominate the first steps, and in the coordinate check every layer's
-            change then drifts down with the width (``benchmarks/coord_check.py``); zero starts
+            change then drifts down with the width (``tools/coord_check.py``); zero starts
             every width where the infinite-width limit starts. The scaled one keeps muP
             identical to the standard run at the base width.
     """

@@ -5,7 +5,6 @@ import os
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from torch import Tensor
@@ -84,7 +83,7 @@ class MemberTrainer:
 
 
 class MemberCheckpoints(Checkpoint):
-    """Each member's ``ModelCheckpoint``, from its own config (``callbacks.model_checkpoint``:
+    """Each member's ``ModelCheckpoint``, built with its run (``callbacks.model_checkpoint``:
     by default the best ``val/acc`` and ``last.ckpt``), given every hook that can save, as in
     its single run, while the member reports. A ``Checkpoint`` itself, so Lightning calls it
     where it calls a single run's: after the module's epoch-end hook (its epoch metrics).
@@ -94,9 +93,8 @@ class MemberCheckpoints(Checkpoint):
     nothing then."""
 
     def __init__(self, members: list[Member]) -> None:
-        specs = {m.index: m.cfg.get("callbacks", {}).get("model_checkpoint") for m in members}
         self.callbacks: dict[int, ModelCheckpoint] = {
-            index: instantiate(spec) for index, spec in specs.items() if spec is not None
+            m.index: c for m in members for c in m.callbacks if isinstance(c, ModelCheckpoint)
         }
 
     def best_score(self, member: Member) -> float | None:

@@ -4,9 +4,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 from torch import nn
+
+from runs.record import RunRecord
 
 
 @dataclass
@@ -22,10 +25,12 @@ class Member:
             reads them); a single run's ``Classifier.net``.
         loggers: its own loggers (TensorBoard events in its run folder), in place of
             ``trainer.loggers``.
+        callbacks: the callbacks its single run would have (``runs.build``): the population
+            runs its checkpoints and takes its guard's and statistics' settings from them.
         title: what its figures name it by (``cfg.stats.title``: its init).
         num_classes: classes of its dataset.
         parametrization: its ``parametrization`` (muP's per-layer learning rates), if any.
-        record: its ``metrics.json`` contents so far.
+        record: its record (``metrics.json``) so far.
         active: False once it diverged: frozen, no more updates or logs.
     """
 
@@ -34,10 +39,11 @@ class Member:
     output_dir: Path
     net: nn.Module
     loggers: list[Logger] = field(default_factory=list)
+    callbacks: list[L.Callback] = field(default_factory=list)
     title: str | None = None
     num_classes: int = 0
     parametrization: Any = None
-    record: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord = field(default_factory=RunRecord)
     active: bool = True
 
 

@@ -1,18 +1,18 @@
-"""Train a population: the members' runs, each ending as its single run would end."""
+"""Train a population: the members' runs, each built as its single run is built
+(``runs.build``) and ending as its single run would end (``runs.lifecycle``)."""
 
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
-from torch import nn
 
+from callbacks import DivergenceGuard, LayerStats
 from callbacks.divergence import Divergence
 from datamodules.batches import BatchIndices
-from inits import apply_init
 from population.checkpoints import MemberCheckpoints
 from population.data import MemberBatches
 from population.guard import MemberGuard
@@ -20,7 +20,9 @@ from population.loggers import MemberLoggers, member_metrics
 from population.member import Member
 from population.module import Population
 from population.stacked import architecture, stack
-from train import end_record, finite, log_hparams, record_failure, report, write_record
+from runs.build import RunParts, build_run
+from runs.lifecycle import announce, end_record, fail_record, log_hparams
+from runs.record import RunRecord
 
 log = logging.getLogger("initbench.population")
 
@@ -51,114 +53,122 @@ class PopulationData(L.LightningDataModule):
         return self._loader("test", train=False)
 
 
-def train_population(runs: list[tuple[DictConfig, dict[str, Any]]]) -> list[dict[str, Any]]:
+def train_population(runs: list[tuple[DictConfig, RunRecord]]) -> list[RunRecord]:
     """Train the runs (each: its resolved config with ``paths.output_dir``, and its starting
-    record, ``train.start_record``) as one population per architecture (``_by_architecture``);
-    return each run's ``metrics.json``.
+    record, ``runs.lifecycle.start_record``) as one population per architecture
+    (``_by_architecture``); return each run's record.
 
     A run whose model or init fails is recorded ``failed`` and the others go on; a member that
     diverges is frozen and recorded ``diverged``; an error of the population as a whole is
     recorded in every member's ``metrics.json`` and logged, and the next population goes on.
     """
-    records = [dict(record) for _, record in runs]
-    for (cfg, _), record in zip(runs, records):
-        Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
-        write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
+    records = [record for _, record in runs]
+    for record in records:
+        Path(record.output_dir).mkdir(parents=True, exist_ok=True)
+        record.write()
     try:  # one dataset for all: a missing file fails every member, as it fails each run
         datamodule = instantiate(runs[0][0].data)
         datamodule.setup("fit")
     except Exception as error:
-        for (cfg, _), record in zip(runs, records):
-            _end(cfg, record, time.perf_counter(), failed=error)
-        log.error("the population's data failed to load: %s", records[0]["error"])
-        return [finite(r) for r in records]
+        for record in records:
+            _end(record, time.perf_counter(), failed=error)
+        log.error("the population's data failed to load: %s", records[0].error)
+        return [record.saved() for record in records]
+    for group in _by_architecture(build_members(runs, datamodule)):
+        _train(group, datamodule)
+    return [record.saved() for record in records]
+
+
+def build_members(
+    runs: list[tuple[DictConfig, RunRecord]], datamodule: L.LightningDataModule
+) -> list[tuple[DictConfig, RunRecord, RunParts]]:
+    """Each run's parts, built on the shared dataset exactly as its single run builds them
+    (``runs.build.build_run``: the same draws, the same init on its own first batch). A run
+    that fails to build is recorded ``failed`` and left out."""
     built = []
-    for (cfg, _), record in zip(runs, records):
+    for cfg, record in runs:
         started = time.perf_counter()
         try:
-            built.append((cfg, record, _initialized(cfg, datamodule)))
+            built.append((cfg, record, build_run(cfg, datamodule)))
         except Exception as error:
-            _end(cfg, record, started, failed=error)
-            log.error("%s failed: %s", cfg.paths.output_dir, record["error"])
-    for group in _by_architecture(built):
-        members = [
-            Member(i, cfg, Path(cfg.paths.output_dir), net, num_classes=datamodule.num_classes,
-                   parametrization=parametrization, record=record)
-            for i, (cfg, record, (net, parametrization)) in enumerate(group)
-        ]  # fmt: skip
-        _train(members, datamodule)
-    return [finite(r) for r in records]
+            _end(record, started, failed=error)
+            log.error("%s failed: %s", record.output_dir, record.error)
+    return built
 
 
-def _by_architecture(built: list[tuple]) -> list[list[tuple]]:
+def _by_architecture(built: list[tuple[DictConfig, RunRecord, RunParts]]) -> list[list[Member]]:
     """The members in groups of one architecture each, in order. An init may add parameters
     (Fixup's scalars, ReZero's and SkipInit's branch scales), so runs of one model can differ
     in architecture after their inits; each group trains as its own population."""
-    groups: dict[tuple, list[tuple]] = {}
+    groups: dict[tuple, list[tuple[DictConfig, RunRecord, RunParts]]] = {}
     for item in built:
-        groups.setdefault(architecture(item[2][0]), []).append(item)
-    return list(groups.values())
+        groups.setdefault(architecture(item[2].net), []).append(item)
+    return [
+        [_member(i, cfg, record, parts) for i, (cfg, record, parts) in enumerate(group)]
+        for group in groups.values()
+    ]
 
 
-def _train(members: list[Member], datamodule) -> None:
+def _member(index: int, cfg: DictConfig, record: RunRecord, parts: RunParts) -> Member:
+    return Member(
+        index,
+        cfg,
+        Path(record.output_dir),
+        parts.net,
+        loggers=parts.loggers,
+        callbacks=parts.callbacks,
+        title=cfg.stats.get("title") if cfg.get("stats") else None,
+        num_classes=parts.datamodule.num_classes,
+        parametrization=parts.parametrization,
+        record=record,
+    )
+
+
+def _train(members: list[Member], datamodule: L.LightningDataModule) -> None:
     """One population from start to end; an error fails its members, not the sweep."""
     started = time.perf_counter()
-    for member in members:
-        cfg = member.cfg
-        member.loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
-        member.title = cfg.stats.get("title") if cfg.get("stats") else None
     try:
         _fit(members, datamodule, members[0].cfg)
     except Exception as error:
         log.exception("population of %d runs failed; each member records it", len(members))
         for member in members:
-            _end(member.cfg, member.record, started, failed=error)
+            _end(member.record, started, failed=error)
             for logger in member.loggers:  # flush and close its event files
                 logger.finalize("failed")
         return
     seconds = time.perf_counter() - started
     for member in members:  # each member's share of the population's time
-        member.record["seconds"] = round(seconds / len(members), 2)
-        member.record["population"] = {"members": len(members), "seconds": round(seconds, 2)}
-        write_record(member.output_dir / "metrics.json", member.record)
-        report(member.record, member.output_dir)
+        member.record.seconds = round(seconds / len(members), 2)
+        member.record.population = {"members": len(members), "seconds": round(seconds, 2)}
+        member.record.write()
+        announce(member.record)
 
 
-def _initialized(cfg: DictConfig, datamodule) -> tuple[nn.Module, Any]:
-    """The member's model, built and initialized exactly as ``train.build`` does for its
-    single run: seed, model, init on its own first batch, in that order (the same draws),
-    then its parametrization's rescaling; and that parametrization."""
-    L.seed_everything(cfg.seed, workers=True)
-    net = instantiate(cfg.model)(datamodule.input_shape, datamodule.num_classes)
-    strategy = instantiate(cfg.init)
-    parametrization = instantiate(cfg.get("parametrization"))
-    datamodule.trainer, datamodule.seed = None, cfg.data.seed  # the single run's first batch:
-    x, _ = next(iter(datamodule.train_dataloader()))  # on the CPU, in its order, augmented
-    apply_init(strategy, net, x)
-    if parametrization is not None:
-        parametrization.rescale_init(net)
-    return net, parametrization
-
-
-def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
-    """One trainer for all members (the first member's trainer settings: the launcher groups
-    only runs that share them), then each member's end."""
-    callbacks: list[L.Callback] = []
-    bar = cfg.callbacks.get("progress_bar")  # the other default callbacks, each member's own:
-    if bar is not None and cfg.trainer.get("enable_progress_bar", True):  # MemberCheckpoints,
-        callbacks.append(instantiate(bar))  # MemberGuard, Population.on_train_batch_start
-    guard_cfg = cfg.callbacks.get("divergence_guard")
-    guard = MemberGuard(guard_cfg.max_loss, guard_cfg.every_n_steps) if guard_cfg else None
-    callbacks += [guard] if guard is not None else []
+def _callbacks(first: Member, members: list[Member]) -> tuple[list[L.Callback], MemberGuard]:
+    """The population's callbacks, from what the first member's single run would have (the
+    launcher groups only runs that share these settings): its progress bar, its guard's
+    settings per member, every member's checkpoints, its statistics. A single run's other
+    callbacks are the population's own (``Population.on_train_batch_start`` logs the rate)."""
+    bars = [c for c in first.callbacks if isinstance(c, ProgressBar)]
+    guards = [c for c in first.callbacks if isinstance(c, DivergenceGuard)]
+    stats = [c for c in first.callbacks if isinstance(c, LayerStats)]
+    guard = MemberGuard(guards[0].max_loss, guards[0].every_n_steps) if guards else None
     checkpoints = MemberCheckpoints(members)  # a Checkpoint: Lightning adds none of its own
+    callbacks = [*bars, *([guard] if guard else [])]
     callbacks += [checkpoints] if checkpoints.callbacks else []
-    if cfg.get("stats"):
-        callbacks.append(instantiate(cfg.stats))
+    return callbacks + stats, guard
+
+
+def _fit(members: list[Member], datamodule: L.LightningDataModule, cfg: DictConfig) -> None:
+    """One trainer for all members (the first member's trainer settings), then each
+    member's end."""
+    callbacks, guard = _callbacks(members[0], members)
+    checkpoints = next((c for c in callbacks if isinstance(c, MemberCheckpoints)), None)
     trainer = instantiate(
         cfg.trainer,
         logger=MemberLoggers(members),
         callbacks=callbacks,
-        enable_checkpointing=bool(checkpoints.callbacks),
+        enable_checkpointing=checkpoints is not None,
     )
     net = stack([m.net for m in members])
     optimizers = [instantiate(m.cfg.optimizer) for m in members]
@@ -175,7 +185,7 @@ def _fit(members: list[Member], datamodule, cfg: DictConfig) -> None:
             if member.active:
                 fitted[member.index].update({k: v for k, v in tested.items() if "test/" in k})
     for member in members:
-        best = checkpoints.best_score(member)
+        best = checkpoints.best_score(member) if checkpoints else None
         divergence = divergences.get(member.index)
         epoch, step = guard.stopped_at.get(member.index) if divergence else (None, None)
         _finish(member, trainer, fitted[member.index], divergence, best, epoch, step)
@@ -199,16 +209,16 @@ def _finish(
     epoch: int | None,
     step: int | None,
 ) -> None:
-    """The member's ``metrics.json`` and HParams row, as ``train.train`` ends a run."""
+    """The member's record and HParams row, as ``runs.single.train`` ends a run."""
     epochs = trainer.current_epoch if epoch is None else epoch
     steps = trainer.global_step if step is None else step
-    end_record(member.record, member.cfg, metrics, divergence, best, epochs, steps)
+    end_record(member.record, metrics, divergence, best, epochs, steps, member.net)
     log_hparams(member.loggers, member.record, steps)
     for logger in member.loggers:
         logger.finalize("success")
 
 
-def _end(cfg: DictConfig, record: dict, started: float, failed: BaseException) -> None:
-    record_failure(record, failed)
-    record["seconds"] = round(time.perf_counter() - started, 2)
-    write_record(Path(cfg.paths.output_dir) / "metrics.json", record)
+def _end(record: RunRecord, started: float, failed: BaseException) -> None:
+    fail_record(record, failed)
+    record.seconds = round(time.perf_counter() - started, 2)
+    record.write()

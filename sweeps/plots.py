@@ -1,50 +1,33 @@
 """The sweep report's figures: loss curves and step-0 signal propagation, one panel per
 setting (the sweep's varying values other than init and seed), one line per init."""
 
-import logging
 import math
-from functools import cache
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from hydra.utils import get_class, instantiate  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from sweeps.sweep import Run, group_label, mean_curve  # noqa: E402
-from callbacks.watched import (  # noqa: E402
-    LAYER_OUTPUT,
-    depth,
-    parse_stat_tag,
-    stat_tag,
-    watched_modules,
-)
-
-log = logging.getLogger(__name__)
+from callbacks.watched import LAYER_OUTPUT, depth, parse_stat_tag, stat_tag
+from sweeps.sweep import Sweep, SweepRun, mean_curve
 
 ACT_STD = stat_tag("act_std", "")  # the prefix of every layer's activation-std tag
 MIN_WIDTH_INCHES = 10
 DIVERGED = "diverged (where it stopped)"
 
 
-def _colors(runs: list[Run]) -> dict[str, str]:
+def _colors(runs: list[SweepRun]) -> dict[str, str]:
     """One color per init, the same in every panel."""
     return {init: f"C{i % 10}" for i, init in enumerate(dict.fromkeys(r.init for r in runs))}
 
 
-def _panels(runs: list[Run], keys: list[str]) -> tuple[Figure, dict[str, tuple]]:
-    """One axis per setting; for each, its runs grouped by init."""
-    groups: dict[str, dict[str, list[Run]]] = {}
-    for run in runs:
-        groups.setdefault(group_label(run, keys), {}).setdefault(run.init, []).append(run)
+def _panels(sweep: Sweep) -> tuple[Figure, dict[str, tuple]]:
+    """One axis per setting (the sweep's cells); for each, its runs grouped by init."""
+    groups = sweep.cells()
     ncols = min(len(groups), 4) or 1
     nrows = math.ceil(len(groups) / ncols) or 1
     width = max(MIN_WIDTH_INCHES, 4.5 * ncols)  # >= 1000 px: legible labels, even one panel
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.8 * nrows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(width, 3.8 * nrows), dpi=100)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
     return fig, {label: (ax, by_init) for ax, (label, by_init) in zip(axes.flat, groups.items())}
@@ -63,14 +46,13 @@ def _decorate(ax) -> None:
 def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
-def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
+def plot_loss_curves(sweep: Sweep, path: Path) -> None:
     """Training loss against step, log scale: per init the mean over seeds and, with several
     seeds, their min-max band; a diverged run is an x where it stopped."""
-    fig, panels = _panels(runs, keys)
-    colors = _colors(runs)
+    fig, panels = _panels(sweep)
+    colors = _colors(sweep.runs)
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
             curve = mean_curve(group, "train/loss_step")
@@ -87,30 +69,30 @@ def plot_loss_curves(runs: list[Run], keys: list[str], path: Path) -> None:
     _save(fig, path)
 
 
-def _spread(group: list[Run], tag: str, steps: list[int]) -> tuple[list[float], list[float]]:
+def _spread(group: list[SweepRun], tag: str, steps: list[int]) -> tuple[list[float], list[float]]:
     """Per step, the min and max over the runs that logged it."""
     values = [[r.curves[tag][s] for r in group if s in r.curves.get(tag, {})] for s in steps]
     return _finite([min(v) for v in values]), _finite([max(v) for v in values])
 
 
-def _mark_divergence(ax, run: Run, color: str) -> None:
+def _mark_divergence(ax, run: SweepRun, color: str) -> None:
     """An x at the run's diverged step, at its last finite loss (or the top of the axis)."""
-    step = run.record.get("divergence", {}).get("step")
-    if step is None:
+    if run.record.divergence is None:
         return
+    step = run.record.divergence.step
     losses = [v for v in run.curves.get("train/loss_step", {}).values() if math.isfinite(v)]
     y = losses[-1] if losses else ax.get_ylim()[1]
     label = None if DIVERGED in ax.get_legend_handles_labels()[1] else DIVERGED
     ax.plot([step], [y], "x", markersize=10, mew=2.5, color=color, label=label)
 
 
-def plot_signal(runs: list[Run], keys: list[str], path: Path, at: str = "init") -> None:
+def plot_signal(sweep: Sweep, path: Path, at: str = "init") -> None:
     """Activation std of every layer output (Linear, Conv, recurrent; mean over seeds) against
     depth, at step 0 (``at="init"``: what the init did) or at each run's last logged step
     (``"end"``: what training made of it). Activation and block outputs are left out: mixed
     into one line they zigzag (each run's own depth figures show them as separate lines)."""
-    fig, panels = _panels(runs, keys)
-    colors = _colors(runs)
+    fig, panels = _panels(sweep)
+    colors = _colors(sweep.runs)
     when = "at step 0" if at == "init" else "at the last logged step"
     for label, (ax, by_init) in panels.items():
         for init, group in by_init.items():
@@ -125,32 +107,19 @@ def plot_signal(runs: list[Run], keys: list[str], path: Path, at: str = "init") 
     _save(fig, path)
 
 
-def _layer_output_tags(group: list[Run]) -> list[str]:
-    """The group's activation-std tags of layer outputs, in depth order; every watched output
-    when the model cannot be rebuilt from the run's config to tell which are layers."""
-    tags = sorted({t for r in group for t in r.curves if t.startswith(ACT_STD)},
-                  key=lambda t: depth(parse_stat_tag(t)[1]))  # fmt: skip
-    kinds = module_kinds(group[0].folder / ".hydra" / "config.yaml")
-    if not kinds:
-        return tags
-    return [t for t in tags if kinds.get(parse_stat_tag(t)[1].split(".", 1)[1]) == LAYER_OUTPUT]
+def _layer_output_tags(group: list[SweepRun]) -> list[str]:
+    """The group's activation-std tags of layer outputs, in depth order, told apart by the
+    watched layers' kinds in the runs' records; every watched output for a record without
+    them (written before records held them)."""
+    tags = {t for r in group for t in r.curves if t.startswith(ACT_STD)}
+    ordered = sorted(tags, key=lambda t: depth(parse_stat_tag(t)[1]))
+    layers = next((r.record.layers for r in group if r.record.layers), {})
+    if not layers:
+        return ordered
+    return [t for t in ordered if layers.get(parse_stat_tag(t)[1], {}).get("kind") == LAYER_OUTPUT]
 
 
-@cache
-def module_kinds(config: Path) -> dict[str, str]:
-    """Module path (as the statistics name it, ``net.layers.0.0``) -> its kind, from the model
-    rebuilt (not run) from the run's saved config; empty when it cannot be rebuilt."""
-    try:
-        cfg = OmegaConf.load(config)
-        data = get_class(cfg.data._target_)
-        net = instantiate(cfg.model)(data.input_shape, data.num_classes)
-    except Exception as error:  # a user's model not importable here, a config from elsewhere
-        log.warning("cannot rebuild the model of %s (%s): plotting every output", config, error)
-        return {}
-    return {f"net.{w.name}": w.kind for w in watched_modules(net)}
-
-
-def _mean_at(group: list[Run], tag: str, at: str) -> float:
+def _mean_at(group: list[SweepRun], tag: str, at: str) -> float:
     """The tag's value at step 0, or at each run's last logged step, averaged over the runs
     where it is finite (a diverged seed's inf would blank the whole init's line)."""
     values = []

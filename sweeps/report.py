@@ -9,72 +9,89 @@ on demand, from the runs' own files only:
 t interval, rank, Welch's test against the setting's best), ``summary.md`` (the table of cells,
 the ranking and tests in words, every run that did not finish), ``loss_curves.png`` and
 ``signal_at_init.png``; in TensorBoard, the sweep's HParams experiment and seed aggregates
-(``sweeps.tensorboard``).
+(``sweeps.tensorboard``). At the end of a multirun, ``sweeps.callback`` writes it.
 """
 
 import argparse
 import csv
-import logging
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
 from sweeps.plots import plot_loss_curves, plot_signal
 from sweeps.significance import ALPHA, compare_to_best, rank, t_interval
-from sweeps.sweep import Run, group_label, load_runs, varying_keys
+from sweeps.sweep import Sweep, SweepRun
 from sweeps.tensorboard import write_sweep_tensorboard
 
-log = logging.getLogger(__name__)
-
 COLUMNS = [
-    "run", "status", "init", "model", "data", "seed", "val_acc", "best_val_acc", "val_loss",
-    "test_acc", "test_loss", "steps", "step_to_threshold", "diverged_step", "diverged_layer",
-    "error", "seconds", "overrides",
-]  # fmt: skip
+    "run",
+    "status",
+    "init",
+    "model",
+    "data",
+    "seed",
+    "val_acc",
+    "best_val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "steps",
+    "step_to_threshold",
+    "diverged_step",
+    "diverged_layer",
+    "error",
+    "seconds",
+    "overrides",
+]
 NOT_FINISHED = ("diverged", "failed", "incomplete", "missing")
 CELL_COLUMNS = [
-    "setting", "init", "rank", "n", "mean", "ci_low", "ci_high", "diff_to_best", "p_welch",
-    "p_holm", "significant", *NOT_FINISHED,
-]  # fmt: skip
+    "setting",
+    "init",
+    "rank",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "diff_to_best",
+    "p_welch",
+    "p_holm",
+    "significant",
+    *NOT_FINISHED,
+]
 
 
-def summary_row(run: Run, threshold: float) -> dict[str, Any]:
+def summary_row(run: SweepRun, threshold: float) -> dict[str, Any]:
     """One run as one flat row: its choices, status, final and best metrics."""
-    record, choices = run.record, run.record.get("choices", {})
-    divergence = record.get("divergence", {})
+    record = run.record
+    divergence = record.divergence
     return {
         "run": run.name,
         "status": run.status,
         "init": run.init,
-        "model": choices.get("model"),
-        "data": choices.get("data"),
-        "seed": record.get("seed"),
+        "model": record.choices.get("model"),
+        "data": record.choices.get("data"),
+        "seed": record.seed,
         "val_acc": run.metric("val/acc"),
         "best_val_acc": run.best("val/acc"),
         "val_loss": run.metric("val/loss"),
         "test_acc": run.metric("test/acc"),
         "test_loss": run.metric("test/loss"),
-        "steps": record.get("steps"),
+        "steps": record.steps,
         "step_to_threshold": run.first_step_reaching("val/acc", threshold),
-        "diverged_step": divergence.get("step"),
-        "diverged_layer": divergence.get("layer"),
-        "error": record.get("error"),
-        "seconds": record.get("seconds"),
-        "overrides": " ".join(record.get("overrides", [])),
+        "diverged_step": divergence.step if divergence else None,
+        "diverged_layer": divergence.layer if divergence else None,
+        "error": record.error,
+        "seconds": record.seconds,
+        "overrides": " ".join(record.overrides),
     }
 
 
-def cells(runs: list[Run], rows: list[dict[str, Any]]) -> dict[str, dict[str, list[dict]]]:
-    """setting -> init -> its runs' rows: a cell is one init in one setting, over seeds."""
-    keys = varying_keys(runs)
-    table: dict[str, dict[str, list[dict]]] = {}
-    for run, row in zip(runs, rows):
-        table.setdefault(group_label(run, keys), {}).setdefault(row["init"], []).append(row)
-    return table
+def cells(sweep: Sweep, rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[dict]]]:
+    """Setting -> init -> its runs' rows (``rows`` by run name): the sweep's cells."""
+    return {
+        setting: {init: [rows[run.name] for run in runs] for init, runs in by_init.items()}
+        for setting, by_init in sweep.cells().items()
+    }
 
 
 def _values(rows: list[dict[str, Any]], metric: str) -> list[float]:
@@ -99,7 +116,8 @@ def cell_rows(table: dict[str, dict[str, list[dict]]], metric: str) -> list[dict
     for setting, by_init in table.items():
         order, values, tests = analyse(by_init, metric)
         for position, init in enumerate(order, start=1):
-            interval, test = t_interval(values[init]), tests.get(init)
+            interval = t_interval(values[init])
+            test = tests.get(init)
             statuses = Counter(r["status"] for r in by_init[init])
             out.append(
                 {
@@ -115,7 +133,7 @@ def cell_rows(table: dict[str, dict[str, list[dict]]], metric: str) -> list[dict
                     "p_holm": test.p_holm if test else None,
                     "significant": test.significant if test else None,
                     **{s: statuses.get(s, 0) for s in NOT_FINISHED},
-                }  # fmt: skip
+                }
             )
     return out
 
@@ -126,17 +144,16 @@ def report_metric(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown(
-    runs: list[Run],
+    sweep: Sweep,
     rows: list[dict[str, Any]],
     table: dict[str, dict[str, list[dict]]],
-    sweep_dir: Path,
 ) -> str:
     """The init x setting table (mean and 95 % interval over seeds), the ranking and tests per
     setting, and the list of unfinished runs."""
     metric = report_metric(rows)
     columns = list(table)
     lines = [
-        f"# Sweep summary: {sweep_dir.name}",
+        f"# Sweep summary: {sweep.folder.name}",
         "",
         f"{len(rows)} runs: "
         + ", ".join(f"{n} {s}" for s, n in Counter(r["status"] for r in rows).items()),
@@ -154,7 +171,8 @@ def markdown(
             + " |"
         )
     lines += _ranking(table, metric)
-    names = [group_label(run, varying_keys(runs, ignore=())) for run in runs]
+    keys = sweep.varying(ignore=())
+    names = [sweep.label(run, keys) for run in sweep.runs]
     unfinished = [(n, r) for n, r in zip(names, rows) if r["status"] in NOT_FINISHED]
     if unfinished:
         lines += [
@@ -226,47 +244,24 @@ def _detail(row: dict[str, Any]) -> str:
 
 def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]]:
     """Write summary.csv, summary.md and the plots into ``sweep_dir``; return the rows."""
-    runs = load_runs(sweep_dir)
-    rows = [summary_row(run, threshold) for run in runs]
+    sweep = Sweep.load(sweep_dir)
+    rows = [summary_row(run, threshold) for run in sweep.runs]
     with (sweep_dir / "summary.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    table = cells(runs, rows)
+    table = cells(sweep, {row["run"]: row for row in rows})
     by_cell = cell_rows(table, report_metric(rows))
     with (sweep_dir / "cells.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, CELL_COLUMNS)
         writer.writeheader()
         writer.writerows(by_cell)
-    (sweep_dir / "summary.md").write_text(markdown(runs, rows, table, sweep_dir))
-    write_sweep_tensorboard(runs, sweep_dir)
-    keys = varying_keys(runs, ignore=("seed", "init"))
-    plot_loss_curves(runs, keys, sweep_dir / "loss_curves.png")
-    plot_signal(runs, keys, sweep_dir / "signal_at_init.png", at="init")
-    plot_signal(runs, keys, sweep_dir / "signal_at_end.png", at="end")
+    (sweep_dir / "summary.md").write_text(markdown(sweep, rows, table))
+    write_sweep_tensorboard(sweep)
+    plot_loss_curves(sweep, sweep_dir / "loss_curves.png")
+    plot_signal(sweep, sweep_dir / "signal_at_init.png", at="init")
+    plot_signal(sweep, sweep_dir / "signal_at_end.png", at="end")
     return rows
-
-
-class SweepReport(Callback):
-    """Hydra callback: at the end of a multirun, write the report, log it, and exit with the
-    number of runs that failed or never ended (0 when all finished or diverged)."""
-
-    def __init__(self, threshold: float = 0.9) -> None:
-        self.threshold = threshold
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_report(sweep_dir, self.threshold)
-        log.info(
-            "sweep summary (%s):\n%s",
-            sweep_dir / "summary.md",
-            (sweep_dir / "summary.md").read_text(),
-        )
-        log.info("compare the runs: tensorboard --logdir %s", sweep_dir.resolve())
-        failed = sum(r["status"] in ("failed", "incomplete", "missing") for r in rows)
-        if failed:
-            log.error("%d of %d runs failed; see %s", failed, len(rows), sweep_dir / "summary.md")
-            sys.exit(min(failed, 255))
 
 
 def main() -> None:

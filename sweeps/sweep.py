@@ -1,79 +1,140 @@
-"""Read a sweep folder's runs from their own files: ``metrics.json`` and TensorBoard events.
+"""A sweep folder as one object: its runs' records and curves, and the questions every view of
+the sweep asks (which keys vary, the cells and their seeds), answered in one place.
 
-Collect first, present second: this module only reads; ``sweeps.report`` presents.
+Collect first, present second: this module only reads; ``sweeps.report`` and the others
+present.
 """
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
 
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from runs.record import RECORD_FILE, RunRecord
+from sweeps.keys import as_dict, varying_keys
 
 # Scalars only: histograms and images are not needed and would slow the read down.
 SIZE_GUIDANCE = {"scalars": 0, "histograms": 1, "images": 1, "tensors": 1, "audio": 1}
+Curves = dict[str, dict[int, float]]  # tag -> step -> value
 
 
 @dataclass
-class Run:
-    """One run folder of a sweep: its record (``metrics.json``) and its scalar curves."""
+class SweepRun:
+    """One job folder of a sweep: its record and its scalar curves."""
 
     folder: Path
     name: str  # the folder, relative to the sweep's
-    record: dict
-    curves: dict[str, dict[int, float]] = field(default_factory=dict)
+    record: RunRecord
+    curves: Curves = field(default_factory=dict)
 
     @property
     def status(self) -> str:
         """finished, diverged, failed; ``incomplete`` for a run still marked running (killed)
-        and ``missing`` for a folder without metrics.json."""
-        status = self.record.get("status", "missing")
-        return "incomplete" if status == "running" else status
+        and ``missing`` for a folder without a record."""
+        return "incomplete" if self.record.status == "running" else self.record.status
 
     @property
     def init(self) -> str:
-        return self.record.get("choices", {}).get("init", "?")
+        return self.record.init or "?"
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """Its overrides as key -> value, keys without Hydra's ``+``/``++`` prefix."""
+        return as_dict(self.record.overrides)
 
     def metric(self, key: str) -> float | None:
-        value = self.record.get("metrics", {}).get(key)
-        return value if value is not None and math.isfinite(value) else None
+        return self.record.metric(key)
 
     def first_step_reaching(self, key: str, threshold: float) -> int | None:
         """The first logged step at which ``key`` was >= ``threshold``."""
-        return next(
-            (s for s, v in sorted(self.curves.get(key, {}).items()) if v >= threshold), None
-        )
+        curve = sorted(self.curves.get(key, {}).items())
+        return next((step for step, value in curve if value >= threshold), None)
 
     def best(self, key: str) -> float | None:
         values = [v for v in self.curves.get(key, {}).values() if math.isfinite(v)]
         return max(values) if values else self.metric(key)
 
 
-def load_runs(sweep_dir: Path) -> list[Run]:
-    """Every job folder under the sweep folder (one with a ``metrics.json`` or a ``.hydra``)."""
-    folders = sorted(
-        {p.parent for p in sweep_dir.rglob("metrics.json")}
-        | {p.parent for p in sweep_dir.rglob(".hydra")}
-    )
-    return [_load(folder, str(folder.relative_to(sweep_dir))) for folder in folders]
+@dataclass
+class Sweep:
+    """A sweep folder's runs, in folder order."""
+
+    folder: Path
+    runs: list[SweepRun]
+
+    @classmethod
+    def load(cls, folder: Path, curves: bool = True) -> "Sweep":
+        """Every job folder under ``folder`` (one with a record or a ``.hydra``); with
+        ``curves``, each one's scalar curves from its TensorBoard events."""
+        jobs = sorted(
+            {p.parent for p in folder.rglob(RECORD_FILE)} | {p.parent for p in folder.rglob(".hydra")}
+        )
+        runs = [
+            SweepRun(
+                job,
+                str(job.relative_to(folder)),
+                _record(job),
+                scalar_curves(job) if curves else {},
+            )
+            for job in jobs
+        ]
+        return cls(folder, runs)
+
+    def varying(self, ignore: tuple[str, ...] = ("seed", "init")) -> list[str]:
+        """The override keys whose values differ between runs, minus ``ignore`` and the
+        technical keys (``sweeps.keys.TECHNICAL``), sorted: the columns of the report."""
+        jobs = [run.record.overrides for run in self.runs]
+        return sorted(varying_keys(jobs, ignore=ignore, technical=False))
+
+    @staticmethod
+    def label(run: SweepRun, keys: list[str]) -> str:
+        """``model=mlp,model.depth=20``: the run's values of ``keys``."""
+        overrides = run.overrides
+        return ",".join(f"{k}={overrides.get(k, '-')}" for k in keys) or "all runs"
+
+    def groups(self, ignore: tuple[str, ...] = ("seed",)) -> dict[str, list[SweepRun]]:
+        """Label -> runs that differ only in ``ignore`` (by default: the seeds of a cell)."""
+        keys = self.varying(ignore)
+        found: dict[str, list[SweepRun]] = {}
+        for run in self.runs:
+            found.setdefault(self.label(run, keys), []).append(run)
+        return found
+
+    def cells(self) -> dict[str, dict[str, list[SweepRun]]]:
+        """Setting -> init -> its runs: a cell is one init in one setting, over seeds."""
+        keys = self.varying()
+        table: dict[str, dict[str, list[SweepRun]]] = {}
+        for run in self.runs:
+            table.setdefault(self.label(run, keys), {}).setdefault(run.init, []).append(run)
+        return table
 
 
-def _load(folder: Path, name: str) -> Run:
-    file = folder / "metrics.json"
-    record = json.loads(file.read_text()) if file.exists() else {}
-    if "overrides" not in record:
-        overrides = folder / ".hydra" / "overrides.yaml"
-        record["overrides"] = _yaml_list(overrides) if overrides.exists() else []
-    return Run(folder, name, record, scalar_curves(folder))
+def _record(job: Path) -> RunRecord:
+    """The job's record; for a job that never wrote one, a ``missing`` record of what Hydra
+    saved of it: its overrides, choices and seed."""
+    file = job / RECORD_FILE
+    if file.exists():
+        return RunRecord.read(file)
+    record = RunRecord(name=job.name, output_dir=str(job), status="missing")
+    saved = job / ".hydra"
+    if (saved / "overrides.yaml").exists():
+        record.overrides = [str(o) for o in OmegaConf.load(saved / "overrides.yaml")]
+    if (saved / "hydra.yaml").exists():
+        choices = OmegaConf.load(saved / "hydra.yaml").hydra.runtime.choices
+        record.choices = {
+            k: str(v) for k, v in choices.items() if v is not None and not k.startswith("hydra")
+        }
+        record.init = record.choices.get("init", "")
+    if (saved / "config.yaml").exists():
+        record.seed = OmegaConf.load(saved / "config.yaml").get("seed")
+    return record
 
 
-def _yaml_list(path: Path) -> list[str]:
-    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
-
-
-def scalar_curves(folder: Path) -> dict[str, dict[int, float]]:
+def scalar_curves(folder: Path) -> Curves:
     """Every scalar tag of the TensorBoard events in ``folder``: tag -> step -> value."""
     if not any(folder.glob("events.out.tfevents.*")):
         return {}
@@ -82,49 +143,7 @@ def scalar_curves(folder: Path) -> dict[str, dict[int, float]]:
     return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 
 
-def overrides_of(run: Run) -> dict[str, str]:
-    """The run's overrides as key -> value, keys without Hydra's ``+``/``++`` prefix."""
-    pairs = (o.split("=", 1) for o in run.record.get("overrides", []) if "=" in o)
-    return {key.lstrip("+"): value for key, value in pairs}
-
-
-# Keys that change how a run is carried out, not what it measures: a sweep continued with
-# resume=true, moved data or logs, or quieter output is the same experiment.
-TECHNICAL = (
-    "resume", "ckpt_path", "paths", "data.root", "hydra", "logger", "stats",
-    "callbacks.model_checkpoint", "callbacks.lr_monitor", "callbacks.progress_bar",
-    "trainer.enable_progress_bar", "trainer.enable_model_summary",
-    "trainer.enable_checkpointing", "trainer.log_every_n_steps",
-)  # fmt: skip
-
-
-def is_technical(key: str) -> bool:
-    """Whether an override key (``paths.log_dir``, ``hydra/launcher``) is in ``TECHNICAL``."""
-    return any(key == t or key.startswith((f"{t}.", f"{t}/")) for t in TECHNICAL)
-
-
-def varying_keys(runs: list[Run], ignore: tuple[str, ...] = ("seed", "init")) -> list[str]:
-    """The override keys whose values differ between runs, minus ``ignore`` and the technical
-    keys: the columns of the summary table."""
-    values: dict[str, set[str]] = {}
-    for run in runs:
-        for key, value in overrides_of(run).items():
-            values.setdefault(key, set()).add(value)
-    for run in runs:  # a key set in some runs only also varies
-        for key in values:
-            values[key].add(overrides_of(run).get(key, ""))
-    return sorted(
-        k for k, v in values.items() if len(v) > 1 and k not in ignore and not is_technical(k)
-    )
-
-
-def group_label(run: Run, keys: list[str]) -> str:
-    """``model=mlp,model.depth=20``: the run's values of the sweep's varying keys."""
-    overrides = overrides_of(run)
-    return ",".join(f"{k}={overrides.get(k, '-')}" for k in keys) or "all runs"
-
-
-def mean_curve(runs: list[Run], tag: str) -> dict[int, float]:
+def mean_curve(runs: list[SweepRun], tag: str) -> dict[int, float]:
     """Step -> mean over ``runs`` of the tag's values at that step (seeds averaged)."""
     steps: dict[int, list[float]] = {}
     for run in runs:

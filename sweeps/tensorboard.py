@@ -1,7 +1,7 @@
 """What a sweep adds to TensorBoard when it ends, so its runs compare there at a glance.
 
 - A row in the HParams tab for every run that failed or never ended (a finished or diverged run
-  wrote its own), from its saved config.
+  wrote its own), from its record.
 - Seed aggregates (TensorBoard itself has none: tensorboard#376): for each configuration that
   differs only by seed, a run ``mean/<configuration>`` with the mean over seeds under the runs'
   own tags, so it overlays them, and the spread under ``<tag>/seeds_min`` and
@@ -12,19 +12,18 @@
 """
 
 import shutil
-from pathlib import Path
+from dataclasses import replace
 from statistics import fmean
-from typing import Any
 
-from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from sweeps.sweep import Run, group_label, varying_keys
 from callbacks.dashboard import TRAINING_CATEGORY, layout_summary, write_summary
-from callbacks.hparams import run_hparams, session_summaries
+from callbacks.hparams import experiment_summary, session_end, session_start
 from resolvers import run_name
+from runs.record import RunRecord
+from sweeps.sweep import Sweep, SweepRun
 
 CURVES = ("train/", "val/", "test/")  # aggregated at every step; the rest at step 0
 BANDS = ("train/loss_step", "train/acc_step", "val/loss", "val/acc")
@@ -32,62 +31,60 @@ STATUS_SUFFIX = ".status"  # the session files this module writes into run folde
 SPREAD = ("seeds_min", "seeds_max")
 
 
-def write_sweep_tensorboard(runs: list[Run], sweep_dir: Path) -> list[str]:
+def write_sweep_tensorboard(sweep: Sweep) -> list[str]:
     """Write the rows of unfinished runs and the seed aggregates; return the aggregates'
     names."""
-    for run in runs:
-        _write_status(run)
-    return _write_aggregates(runs, sweep_dir)
+    for run in sweep.runs:
+        _write_status(run, sweep)
+    return _write_aggregates(sweep)
 
 
-def _hparams(run: Run) -> dict[str, Any]:
-    """The run's HParams values: as it logged them, or from its saved config when it did not
-    get that far (failed, killed)."""
-    if "hparams" in run.record:
-        return run.record["hparams"]
-    config = run.folder / ".hydra" / "config.yaml"
-    if not config.exists():
-        return {"status": run.status}
-    return run_hparams(OmegaConf.load(config), run.record.get("choices", {}), run.status)
-
-
-def _write_status(run: Run) -> None:
-    """A failed, killed or never started run's row in the HParams tab."""
+def _write_status(run: SweepRun, sweep: Sweep) -> None:
+    """A failed, killed or never started run's row in the HParams tab, from its record (a
+    finished or diverged run wrote its own)."""
     for old in run.folder.glob(f"*{STATUS_SUFFIX}"):
         old.unlink()
-    if "hparams" in run.record:
+    if run.status in ("finished", "diverged"):
         return
+    record = replace(run.record, status=run.status)
     with SummaryWriter(str(run.folder), filename_suffix=STATUS_SUFFIX) as writer:
-        for summary in session_summaries(_hparams(run), run.status):
+        for summary in _session(record, [r.record for r in sweep.runs]):
             write_summary(writer, summary, 0)
 
 
-def _write_aggregates(runs: list[Run], sweep_dir: Path) -> list[str]:
+def _session(record: RunRecord, records: list[RunRecord]) -> list[Summary]:
+    """A session of the sweep's HParams table, declared with every run's columns."""
+    return [
+        experiment_summary(records),
+        session_start(record.hparams, record.output_dir or record.name),
+        session_end(record.status),
+    ]
+
+
+def _write_aggregates(sweep: Sweep) -> list[str]:
     """One ``mean/<configuration>`` run per configuration with 2 or more seeds that logged
     curves."""
-    shutil.rmtree(sweep_dir / "mean", ignore_errors=True)
-    keys = varying_keys(runs, ignore=("seed",))
-    groups: dict[str, list[Run]] = {}
-    for run in runs:
-        if run.curves:
-            groups.setdefault(group_label(run, keys), []).append(run)
+    shutil.rmtree(sweep.folder / "mean", ignore_errors=True)
+    records = [r.record for r in sweep.runs]
     written = []
-    for label, group in groups.items():
+    for label, group in sweep.groups(ignore=("seed",)).items():
+        group = [run for run in group if run.curves]
         if len(group) < 2:
             continue
         name = f"mean/{run_name(label)}"
-        hparams = _common([_hparams(run) for run in group]) | {"status": f"mean of {len(group)}"}
-        with SummaryWriter(str(sweep_dir / name)) as writer:
+        row = _common([run.record.hparams for run in group]) | {"status": f"mean of {len(group)}"}
+        with SummaryWriter(str(sweep.folder / name)) as writer:
             for step, values in sorted(_aggregate(group).items()):
                 write_summary(writer, _scalars(values), step)
-            for summary in session_summaries(hparams, "finished"):
+            for summary in (experiment_summary(records), session_start(row, name)):
                 write_summary(writer, summary, 0)
+            write_summary(writer, session_end("finished"), 0)
             write_summary(writer, layout_summary(_bands()), 0)
         written.append(name)
     return written
 
 
-def _aggregate(group: list[Run]) -> dict[int, dict[str, float]]:
+def _aggregate(group: list[SweepRun]) -> dict[int, dict[str, float]]:
     """step -> tag -> value: the mean under the tag, the spread under ``<tag>/seeds_min`` and
     ``<tag>/seeds_max``."""
     steps: dict[int, dict[str, float]] = {}
@@ -103,7 +100,7 @@ def _aggregate(group: list[Run]) -> dict[int, dict[str, float]]:
     return steps
 
 
-def _common(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _common(rows: list[dict]) -> dict:
     """The values every row shares (the seed is what differs)."""
     return {k: v for k, v in rows[0].items() if k != "seed" and all(r.get(k) == v for r in rows)}
 

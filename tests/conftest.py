@@ -14,7 +14,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from torchvision import datasets
 
-from train import CONFIG_DIR, compose, start_record
+from runs.lifecycle import start_record
+from train import CONFIG_DIR, compose
 
 CONF_DIR = CONFIG_DIR
 N_TRAIN, N_TEST = 64, 32

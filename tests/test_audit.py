@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.audit import QUICK, run
 from tests.conftest import FAST
+from tools.audit import QUICK, run
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,17 @@
 """Every benchmark in --quick mode on tiny data: the files it promises, and the directions of
-the claims it checks."""
+the claims it checks; the harness's intervals and default output folders."""
 
+import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from benchmarks.run_all import SCRIPTS, SWEEPS, run_all
-from benchmarks.throughput import COLUMNS, PairedRawLoop, RawLoop
+from benchmarks.harness.run_all import SCRIPTS, SWEEPS, run_all
+from benchmarks.harness.tables import experiment_parser, mean_ci, parse
+from benchmarks.speed.throughput import COLUMNS, PairedRawLoop, RawLoop
 from train import build
 
 TINY_DATA = ["data.batch_size=8", "++data.val_size=16", "++data.eval_batch_size=16"]
@@ -114,3 +117,22 @@ def test_raw_loop_reshuffles_when_the_data_runs_out(make_cfg) -> None:
     first_order = raw.order
     raw.run(len(raw.y) // raw.batch + 1)  # one batch more than the data holds
     assert raw.position == raw.batch and raw.order is not first_order
+
+
+def test_mean_ci_is_the_student_t_interval() -> None:
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)  # t(.975, 2)
+    assert mean_ci([5.0]) == (5.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "out"),
+    [
+        ([], "docs/results/deep_linear"),
+        (["--quick"], "logs/scratch/deep_linear"),  # git-ignored: never over kept results
+        (["--quick", "--out", "elsewhere"], "elsewhere"),
+    ],
+)
+def test_out_defaults_to_kept_results_or_scratch(argv: list[str], out: str, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["deep_linear", *argv])
+    assert parse(experiment_parser("doc"), "deep_linear").out == Path(out)

@@ -211,7 +211,7 @@ def test_signal_propagation_through_50_layers() -> None:
 )
 def test_catalog_trains_end_to_end(make_cfg, overrides: list[str]) -> None:
     record = train(make_cfg(*overrides))
-    assert record["status"] == "finished" and math.isfinite(record["metrics"]["train/loss_epoch"])
+    assert record.status == "finished" and math.isfinite(record.metrics["train/loss_epoch"])
 
 
 def test_custom_callable_gets_the_batch_only_if_it_takes_one() -> None:

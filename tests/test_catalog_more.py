@@ -195,4 +195,4 @@ def test_branch_scalars_refuse_a_zeroed_branch() -> None:
 )
 def test_more_of_the_catalog_trains_end_to_end(make_cfg, overrides: list[str]) -> None:
     record = train(make_cfg(*overrides))
-    assert record["status"] == "finished" and math.isfinite(record["metrics"]["train/loss_epoch"])
+    assert record.status == "finished" and math.isfinite(record.metrics["train/loss_epoch"])

@@ -1,4 +1,4 @@
-"""The coordinate check (benchmarks/coord_check.py): its slopes and verdicts, and the claim's
+"""The coordinate check (tools/coord_check.py): its slopes and verdicts, and the claim's
 direction on random inputs. Its --quick run on tiny data is in tests/test_benchmarks.py."""
 
 from functools import partial
@@ -6,10 +6,10 @@ from functools import partial
 import pytest
 import torch
 
-from benchmarks.coord_check import KAIMING, TOLERANCE, coordinates, slope, verdicts
 from inits import apply_init
 from models import MLP
 from models.parametrization import MuP, Standard
+from tools.coord_check import KAIMING, TOLERANCE, coordinates, slope, verdicts
 
 WIDTHS = [64, 128, 256, 512]
 

@@ -110,7 +110,7 @@ def test_dataloader_path_serves_the_same_normalized_split(data_root: Path) -> No
 @pytest.mark.parametrize("data", ["mnist", "cifar10"])
 def test_dataloader_path_trains(make_cfg, data: str) -> None:
     record = train(make_cfg(f"data={data}", "data.loader=dataloader", "data.num_workers=1"))
-    assert record["status"] == "finished"
+    assert record.status == "finished"
 
 
 def test_unknown_loader_names_the_choices(data_root: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sweeps.sweep import scalar_curves
 from callbacks.watched import parse_stat_tag
+from sweeps.sweep import scalar_curves
 from tests.conftest import CONF_DIR, FAST_CLI
 from train import build
 

@@ -139,8 +139,8 @@ def test_nan_triggers_the_guard_with_layer_and_step(make_cfg, tmp_path: Path) ->
     ]
     cfg = make_cfg("model.depth=3", "model.width=32", "trainer.limit_train_batches=6", *inject)
     record = train(cfg)
-    assert record["status"] == "diverged"
-    assert record["divergence"]["step"] == 3 and record["divergence"]["layer"] == "net.layers.1.0"
+    assert record.status == "diverged"
+    assert record.divergence.step == 3 and record.divergence.layer == "net.layers.1.0"
     saved = _strict((tmp_path / "run" / "metrics.json").read_text())  # NaN written as null
     assert saved["status"] == "diverged" and saved["divergence"]["layer"] == "net.layers.1.0"
     assert saved["divergence"]["loss"] is None and saved["metrics"]["train/loss_epoch"] is None

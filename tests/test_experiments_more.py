@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import edge_of_chaos, irnn_vs_lstm, mean_field, zero_vs_kaiming
+from benchmarks.studies import edge_of_chaos, irnn_vs_lstm, mean_field, zero_vs_kaiming
 from inits import apply_init, zero_
 from inits.targets import weight_targets
 from models import MLP

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from torch import nn
 
-from benchmarks.signal_vs_depth import strategy
+from benchmarks.studies.signal_vs_depth import strategy
 from inits import apply_init
 from models import CNN, MLP, LSTMClassifier, ResNet
 from models.parametrization import MuP, build_optimizer
@@ -108,7 +108,7 @@ def test_train_with_mup_scales_the_readout_and_the_groups_learning_rates(make_cf
     (monitor,) = [c for c in trainer.callbacks if isinstance(c, LearningRateMonitor)]
     assert set(monitor.lrs) == {f"train/lr/{name}" for name in expected}  # one curve each
     record = train(cfg)
-    assert record["status"] == "finished" and record["choices"]["parametrization"] == "mup"
+    assert record.status == "finished" and record.choices["parametrization"] == "mup"
 
 
 def test_mup_on_a_resnet_fails_before_the_data_loads(make_cfg) -> None:

@@ -68,27 +68,27 @@ def test_members_train_exactly_as_their_single_runs(
     for i, variant in enumerate(variants):
         single = train(make_cfg(*common, *variant, output_dir=tmp_path / f"single{i}"))
         member = records[i]
-        assert member["status"] == single["status"] == "finished"
+        assert member.status == single.status == "finished"
         expected = scalars(tmp_path / f"single{i}", "train/loss_step")
         got = scalars(tmp_path / f"member{i}", "train/loss_step")
         assert got.keys() == expected.keys() and len(got) >= 2
         for step in expected:
             assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-5), (variant, step)
         for key in ("val/acc", "test/acc", "val/loss", "train/loss_epoch"):
-            assert member["metrics"][key] == pytest.approx(single["metrics"][key], rel=1e-4), (
+            assert member.metrics[key] == pytest.approx(single.metrics[key], rel=1e-4), (
                 variant,
                 key,
             )
-        assert member["choices"] == single["choices"] and member["seed"] == single["seed"]
-        assert member["hparams"] == single["hparams"]
-        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == member
+        assert member.choices == single.choices and member.seed == single.seed
+        assert member.hparams == single.hparams
+        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == member.to_dict()
 
 
 def test_member_folders_hold_what_a_single_run_writes(make_cfg, tmp_path: Path) -> None:
     common = [*SMALL_MODELS["mlp"], "trainer.log_every_n_steps=2"]
     records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS[:2]))
     single = train(make_cfg(*common, *MEMBERS[0], output_dir=tmp_path / "single"))
-    assert records[0]["metrics"].keys() == single["metrics"].keys()
+    assert records[0].metrics.keys() == single.metrics.keys()
     tags = EventAccumulator(str(tmp_path / "single")).Reload().Tags()
     member_tags = EventAccumulator(str(tmp_path / "member0")).Reload().Tags()
     for kind in ("scalars", "images", "tensors"):
@@ -123,8 +123,8 @@ def test_member_checkpoints_follow_their_own_settings(make_cfg, tmp_path: Path, 
     for path in files:
         expected = torch.load(tmp_path / "single" / path, weights_only=False)
         assert torch.load(member / path, weights_only=False).keys() == expected.keys(), path
-    assert records[1]["metrics"]["val/acc_best"] == pytest.approx(
-        single["metrics"]["val/acc_best"], rel=1e-4
+    assert records[1].metrics["val/acc_best"] == pytest.approx(
+        single.metrics["val/acc_best"], rel=1e-4
     )
 
 
@@ -145,7 +145,7 @@ def test_a_member_checkpoint_resumes_as_a_single_run(make_cfg, tmp_path: Path) -
     (state,), (expected,) = member.values(), single.values()
     assert state.keys() == expected.keys()
     assert state["best_model_score"] == pytest.approx(expected["best_model_score"], rel=1e-4)
-    assert state["best_model_score"] == pytest.approx(records[1]["metrics"]["val/acc_best"])
+    assert state["best_model_score"] == pytest.approx(records[1].metrics["val/acc_best"])
     assert Path(state["best_model_path"].replace("RUN", str(tmp_path / "member1"))).exists()
     folder = tmp_path / "member1" / "checkpoints"
     weights = torch.load(folder / "last.ckpt", weights_only=False)["state_dict"]
@@ -154,9 +154,9 @@ def test_a_member_checkpoint_resumes_as_a_single_run(make_cfg, tmp_path: Path) -
         make_cfg(*common, *MEMBERS[1], "trainer.max_epochs=2", f"ckpt_path={folder}/last.ckpt",
                  output_dir=tmp_path / "member1")
     )  # fmt: skip
-    assert resumed["status"] == "finished" and resumed["epochs"] == 2
-    best = max(state["best_model_score"], resumed["metrics"]["val/acc"])
-    assert resumed["metrics"]["val/acc_best"] == pytest.approx(best)
+    assert resumed.status == "finished" and resumed.epochs == 2
+    best = max(state["best_model_score"], resumed.metrics["val/acc"])
+    assert resumed.metrics["val/acc_best"] == pytest.approx(best)
     # it knew its first best file: kept it or replaced it, never a second "best"
     assert len([p for p in folder.iterdir() if p.name != "last.ckpt"]) == 1
 
@@ -165,21 +165,21 @@ def test_a_diverging_member_is_frozen_and_the_others_finish(make_cfg, tmp_path: 
     common = [*SMALL_MODELS["mlp"], "stats=off", "callbacks.divergence_guard.every_n_steps=2"]
     variants = [["init=kaiming_normal", "seed=0"], ["init=normal_large", "optimizer.lr=1e6"]]
     records = train_population(member_runs(make_cfg, tmp_path, common, variants))
-    assert records[0]["status"] == "finished"
+    assert records[0].status == "finished"
     singles = [
         train(make_cfg(*common, *v, output_dir=tmp_path / f"single{i}"))
         for i, v in enumerate(variants)
     ]
-    assert records[0]["metrics"]["val/acc"] == pytest.approx(singles[0]["metrics"]["val/acc"])
+    assert records[0].metrics["val/acc"] == pytest.approx(singles[0].metrics["val/acc"])
     diverged, single = records[1], singles[1]
-    assert diverged["status"] == single["status"] == "diverged"
+    assert diverged.status == single.status == "diverged"
     for key in ("epochs", "steps", "hparams"):
         assert diverged[key] == single[key], key
-    assert diverged["divergence"] == {**single["divergence"], "loss": pytest.approx(
-        single["divergence"]["loss"], rel=1e-4)}  # fmt: skip
-    assert diverged["metrics"].keys() == single["metrics"].keys()
-    for key, value in single["metrics"].items():  # null where the single run's is NaN/Inf
-        assert diverged["metrics"][key] == (
+    assert diverged.divergence == {**single.divergence, "loss": pytest.approx(
+        single.divergence["loss"], rel=1e-4)}  # fmt: skip
+    assert diverged.metrics.keys() == single.metrics.keys()
+    for key, value in single.metrics.items():  # null where the single run's is NaN/Inf
+        assert diverged.metrics[key] == (
             value if value is None else pytest.approx(value, rel=1e-4)
         )
 
@@ -192,8 +192,8 @@ def test_a_member_whose_init_fails_is_recorded_and_the_others_train(
     bad: DictConfig = runs[1][0]
     bad.init = OmegaConf.create({"_target_": "tests.helpers.raising_init", "_partial_": True})
     records = train_population(runs)
-    assert records[0]["status"] == "finished"
-    assert records[1]["status"] == "failed" and "injected failure" in records[1]["error"]
+    assert records[0].status == "finished"
+    assert records[1].status == "failed" and "injected failure" in records[1].error
     saved = json.loads((tmp_path / "member1" / "metrics.json").read_text())
     assert saved["status"] == "failed"
 
@@ -203,5 +203,5 @@ def test_missing_data_fails_every_member_in_its_metrics(make_cfg, tmp_path: Path
                        MEMBERS[:2])  # fmt: skip
     records = train_population(runs)
     for i, record in enumerate(records):
-        assert record["status"] == "failed" and "no usable dataset" in record["error"]
-        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == record
+        assert record.status == "failed" and "no usable dataset" in record.error
+        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == record.to_dict()

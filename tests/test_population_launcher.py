@@ -20,7 +20,7 @@ from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf
 
 import train
-from benchmarks.sweep_speed import launchers
+from benchmarks.speed.sweep_speed import launchers
 from population.groups import ALONE, Batch, plan
 from tests.conftest import CONF_DIR, FAST_CLI
 
@@ -208,7 +208,7 @@ def test_members_are_set_up_as_the_basic_launcher_sets_up_jobs(
         basic_cfg, basic_record = seen[name]
         assert _plain(cfg) == _swap(basic_cfg, tmp_path)
         assert record == basic_record
-        assert cfg.stats.title == record["choices"]["init"] == name.split(",")[0][len("init=") :]
+        assert cfg.stats.title == record.choices["init"] == name.split(",")[0][len("init=") :]
         assert "the population trains" in (Path(cfg.paths.output_dir) / "train.log").read_text()
     assert [r.return_value for r in returns] == [0.5, None, 0.7, 0.8]
 
@@ -267,7 +267,8 @@ def test_recurrent_runs_of_a_population_sweep_run_alone(data_root: Path, tmp_pat
 
 
 def test_sweep_speed_quick_times_each_launcher(data_root: Path, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "benchmarks.sweep_speed", "--quick", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "benchmarks.speed.sweep_speed", "--quick"]
+    command += ["--out", str(tmp_path)]
     env = {**os.environ, "INITBENCH_DATA": str(data_root)}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

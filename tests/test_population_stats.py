@@ -123,7 +123,7 @@ def test_members_log_the_statistics_of_their_single_runs(
     records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS))
     for i, variant in enumerate(MEMBERS):
         train(make_cfg(*common, *variant, output_dir=tmp_path / f"single{i}"))
-        assert records[i]["status"] == "finished"
+        assert records[i].status == "finished"
         tags, expected = _statistics(tmp_path / f"single{i}")
         member_tags, got = _statistics(tmp_path / f"member{i}")
         for kind, names in tags.items():
@@ -143,7 +143,7 @@ def test_a_diverged_members_statistics_stop_and_the_others_go_on(make_cfg, tmp_p
     runs = member_runs(make_cfg, tmp_path, common, MEMBERS)[:2]
     runs[1][0].optimizer.lr = 1e30  # NaN weights after a few steps: their SVD must not raise
     records = train_population(runs)
-    assert [r["status"] for r in records] == ["finished", "diverged"]
+    assert [r.status for r in records] == ["finished", "diverged"]
     steps = [{step for _, step in _statistics(tmp_path / f"member{i}")[1]} for i in range(2)]
     assert steps[0] == set(range(6))
     assert max(steps[1]) < records[1]["steps"] < 6

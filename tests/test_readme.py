@@ -1,6 +1,6 @@
 """The README cannot drift from the code: every command it shows composes (``python train.py``)
-or parses its arguments (``python -m benchmarks.*``), its YAML examples compose, and its Quick
-start runs offline to the end."""
+or parses its arguments (``python -m benchmarks.*``, ``python -m tools.*``), its YAML examples
+compose, and its Quick start runs offline to the end."""
 
 import argparse
 import importlib
@@ -36,7 +36,7 @@ def _shell_snippets(text: str) -> list[str]:
 
 
 def _commands(program: str) -> list[list[str]]:
-    """The argument lists after ``program`` (``python train.py``, ``python -m benchmarks.x``)
+    """The argument lists after ``program`` (``python train.py``, ``python -m tools.audit``)
     in every snippet, with comments, ``&&`` chains and ``VAR=value`` prefixes removed."""
     commands = []
     for snippet in _shell_snippets(README):
@@ -52,10 +52,11 @@ def _commands(program: str) -> list[list[str]]:
 
 
 TRAIN_COMMANDS = _commands("python train.py")
-BENCHMARK_COMMANDS = [
-    (f"benchmarks.{args[0]}", args[1:])
-    for args in _commands("python -m benchmarks.")
-    if "<" not in args[0]  # python -m benchmarks.<name>: the pattern, not a command
+MODULE_COMMANDS = [
+    (f"{package}.{args[0]}", args[1:])
+    for package in ("benchmarks", "tools")
+    for args in _commands(f"python -m {package}.")
+    if "<" not in args[0]  # python -m tools.<name>: the pattern, not a command
 ]
 
 
@@ -81,7 +82,7 @@ def _yaml_examples(tmp_path: Path) -> Path:
 
 
 def test_the_readme_shows_commands() -> None:
-    assert len(TRAIN_COMMANDS) >= 25 and len(BENCHMARK_COMMANDS) >= 5
+    assert len(TRAIN_COMMANDS) >= 25 and len(MODULE_COMMANDS) >= 5
     assert ["data.download=true"] in TRAIN_COMMANDS  # the Quick start's
 
 
@@ -103,13 +104,13 @@ def test_every_train_command_composes(args: list[str], tmp_path: Path) -> None:
 
 
 class _Parsed(Exception):
-    """Raised right after a benchmark's argument parser accepted the README's arguments."""
+    """Raised right after a module's argument parser accepted the README's arguments."""
 
 
 @pytest.mark.parametrize(
-    ("module", "args"), BENCHMARK_COMMANDS, ids=lambda v: v if isinstance(v, str) else " ".join(v)
+    ("module", "args"), MODULE_COMMANDS, ids=lambda v: v if isinstance(v, str) else " ".join(v)
 )
-def test_every_benchmark_command_parses(module: str, args: list[str], monkeypatch) -> None:
+def test_every_module_command_parses(module: str, args: list[str], monkeypatch) -> None:
     parse_args = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(self, *a, **k):

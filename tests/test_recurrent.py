@@ -187,7 +187,7 @@ def test_bad_recurrent_settings_are_named(build, message: str) -> None:
 )
 def test_recurrent_models_train_end_to_end(make_cfg, overrides: list[str]) -> None:
     record = train(make_cfg(*overrides))
-    assert record["status"] == "finished" and math.isfinite(record["metrics"]["train/loss_epoch"])
+    assert record.status == "finished" and math.isfinite(record.metrics["train/loss_epoch"])
 
 
 def test_irnn_on_another_model_stops_the_run_by_name(make_cfg) -> None:

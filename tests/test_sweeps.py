@@ -15,10 +15,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
-from sweeps.report import write_report
-from sweeps.plots import _mark_divergence, _mean_at, module_kinds
-from sweeps.sweep import Run, load_runs, varying_keys
 from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
+from sweeps.plots import _mark_divergence, _mean_at, module_kinds
+from sweeps.report import write_report
+from sweeps.sweep import Run, load_runs, varying_keys
 from tests.conftest import CONF_DIR, FAST_CLI
 
 ROOT = CONF_DIR.parent

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.screenshots import free_port, start_tensorboard, stop
 from tests.conftest import CONF_DIR, FAST_CLI
+from tools.screenshots import free_port, start_tensorboard, stop
 
 ROOT = CONF_DIR.parent
 SWEEP = ["init=kaiming_normal,xavier_normal", "seed=0,1", "model.depth=2", "model.width=16"]

@@ -24,17 +24,17 @@ def test_every_model_and_norm_trains(make_cfg, model: str, norm: str, data: str)
         pytest.skip(f"{model} offers {', '.join(NORMS_OF[model])} (tested to refuse the others)")
     extra = ["model.depth=8"] if model == "resnet" else []
     record = train(make_cfg(f"model={model}", f"model.norm={norm}", f"data={data}", *extra))
-    assert record["status"] == "finished"
-    assert record["steps"] == 2
+    assert record.status == "finished"
+    assert record.steps == 2
     for key in ("train/loss_epoch", "val/acc", "val/loss", "test/acc", "test/loss"):
-        assert key in record["metrics"] and record["metrics"][key] == record["metrics"][key]
+        assert key in record.metrics and record.metrics[key] == record.metrics[key]
 
 
 def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
     record = train(make_cfg("model=mlp", "init=xavier_uniform", "trainer.log_every_n_steps=1"))
     run = tmp_path / "run"
-    assert json.loads((run / "metrics.json").read_text()) == record
-    assert {"init=xavier_uniform", "model=mlp"} <= set(record["overrides"])
+    assert json.loads((run / "metrics.json").read_text()) == record.to_dict()
+    assert {"init=xavier_uniform", "model=mlp"} <= set(record.overrides)
     assert (run / "checkpoints" / "last.ckpt").exists()
     events = EventAccumulator(str(run)).Reload()
     scalars = set(events.Tags()["scalars"])
@@ -53,7 +53,7 @@ def test_run_folder_is_self_describing(make_cfg, tmp_path: Path) -> None:
     assert not any("_target_" in name or "dir" in name for name in values)
     end = HParamsPluginData.FromString(plugin["_hparams_/session_end_info"])
     assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
-    assert record["hparams"]["optimizer.lr"] == 0.05 and "val/acc_best" in record["metrics"]
+    assert record.hparams["optimizer.lr"] == 0.05 and "val/acc_best" in record.metrics
 
 
 def test_failed_run_records_its_error(make_cfg, tmp_path: Path) -> None:

@@ -140,4 +140,4 @@ def test_zero_trains_end_to_end(make_cfg, overrides: list[str]) -> None:
     cfg = make_cfg(*overrides)
     assert isinstance(instantiate(cfg.init), ZerO)
     record = train(cfg)
-    assert record["status"] == "finished" and math.isfinite(record["metrics"]["train/loss_epoch"])
+    assert record.status == "finished" and math.isfinite(record.metrics["train/loss_epoch"])

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
@@ -32,6 +31,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from runs.record import RunRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +45,7 @@ class MemberJob:
     config: DictConfig
     job_return: JobReturn
     cfg: DictConfig
-    record: dict[str, Any]
+    record: RunRecord
     log_files: list[logging.FileHandler] = field(default_factory=list)
 
 
@@ -118,7 +119,7 @@ class PopulationLauncher(Launcher):
     def _set_up(self, config: DictConfig) -> MemberJob:
         """What ``hydra.core.utils.run_job`` does before it calls the task function, and the
         member's resolved config and starting record, read while its HydraConfig is set."""
-        import train  # the task's own module: its starting record, as train.train writes it
+        from runs.lifecycle import start_record  # here: Hydra imports plugins on every command
 
         hydra_config = HydraConfig.instance()
         previous = hydra_config.cfg
@@ -149,17 +150,17 @@ class PopulationLauncher(Launcher):
             cfg = copy.deepcopy(task_cfg)
             OmegaConf.resolve(cfg)  # ${hydra:...} as the member's own job: its init, its folder
             job_return.task_name = JobRuntime.instance().get("name")
-            return MemberJob(config, job_return, cfg, train.start_record(cfg), files)
+            return MemberJob(config, job_return, cfg, start_record(cfg), files)
         finally:
             hydra_config.cfg = previous
 
-    def _end(self, member: MemberJob, record: dict[str, Any]) -> JobReturn:
+    def _end(self, member: MemberJob, record: RunRecord) -> JobReturn:
         """The member's ``JobReturn`` (``train.main``'s return value: ``val/acc``, None for a
         failed run) and Hydra's end of its job."""
         job_return = member.job_return
         job_return.status = JobStatus.COMPLETED
-        failed = record.get("status") == "failed"
-        job_return.return_value = None if failed else (record.get("metrics") or {}).get("val/acc")
+        failed = record.status == "failed"
+        job_return.return_value = None if failed else record.metrics.get("val/acc")
         hydra_config = HydraConfig.instance()
         previous = hydra_config.cfg
         hydra_config.set_config(member.config)
@@ -172,18 +173,21 @@ class PopulationLauncher(Launcher):
         return job_return
 
 
-def _train(members: list[MemberJob]) -> list[dict[str, Any]]:
+def _train(members: list[MemberJob]) -> list[RunRecord]:
     """Each member's ``metrics.json`` record. An error of the population as a whole is logged
     into every member's log; ``train_population`` records the members ``failed``, and the
     sweep goes on."""
     from population.run import train_population
+    from runs.lifecycle import fail_record
 
     with _logging_to(members), env_override(members[0].config.hydra.job.env_set):
         try:
             return train_population([(m.cfg, m.record) for m in members])
-        except Exception:
+        except Exception as error:
             log.exception("the population failed (recorded in each member's metrics.json)")
-            return [{"status": "failed"} for _ in members]
+            for member in members:
+                fail_record(member.record, error)
+            return [member.record for member in members]
 
 
 def _save_configs(config: DictConfig, task_cfg: DictConfig, folder: Path) -> None:
@@ -221,20 +225,18 @@ def _logging_to(members: list[MemberJob]) -> Iterator[None]:
 
 def _swept(job_overrides: Sequence[Sequence[str]]) -> list[str]:
     """The keys whose values differ between the jobs, in command-line order."""
-    values: dict[str, set[str]] = {}
-    for overrides in job_overrides:
-        for override in filter_overrides(overrides):
-            key, _, value = override.partition("=")
-            values.setdefault(key, set()).add(value)
-    return [key for key, seen in values.items() if len(seen) > 1]
+    from sweeps.keys import varying_keys
+
+    return varying_keys([filter_overrides(overrides) for overrides in job_overrides])
 
 
 def _values(job_overrides: Sequence[Sequence[str]], keys: list[str]) -> str:
     """``init=xavier_normal,kaiming_normal; seed=0,1``: the jobs' values of ``keys``."""
+    from sweeps.keys import as_dict
+
     values: dict[str, list[str]] = {key: [] for key in keys}
     for overrides in job_overrides:
-        for override in filter_overrides(overrides):
-            key, _, value = override.partition("=")
+        for key, value in as_dict(filter_overrides(overrides)).items():
             if key in values and value not in values[key]:
                 values[key].append(value)
     return "; ".join(f"{key}={','.join(seen)}" for key, seen in values.items() if seen) or "-"

@@ -1,0 +1,1 @@
+"""Hydra's config groups, a package so that ``pip install .`` puts them next to ``train.py``."""

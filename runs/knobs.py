@@ -1,0 +1,76 @@
+"""A run's knobs: the settings that tell two runs apart, read from its resolved config.
+
+An init's knobs are whatever its config holds (a new ``conf/init/*.yaml`` with a new knob needs
+no edit here); the model's, optimizer's and data's are the keys below, which leave out names,
+paths and wiring (``data.root``, ``model._target_``).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from runs.record import Value
+
+# Group -> its knobs that tell runs apart, each with the type of its HParams column.
+GROUP_KNOBS: dict[str, dict[str, type]] = {
+    "model": {
+        "norm": str,
+        "activation": str,
+        "depth": float,
+        "width": float,
+        "channels": str,
+        "convs_per_stage": float,
+        "hidden": float,
+        "hidden_size": float,
+        "num_layers": float,
+    },
+    "optimizer": {"lr": float, "momentum": float, "weight_decay": float},
+    "data": {"batch_size": float, "augment": bool},
+}
+WIRING = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+
+
+def init_knobs(init: Mapping[str, Any] | None) -> dict[str, Value]:
+    """The init's settings, nested ones (a fallback init's) as ``fallback.gain``; unset
+    (null: "from the model") knobs left out."""
+    if init is None:
+        return {}
+    plain = OmegaConf.to_container(init, resolve=True) if OmegaConf.is_config(init) else init
+    return dict(_flatten(plain, prefix=""))
+
+
+def _flatten(node: Mapping[str, Any], prefix: str) -> list[tuple[str, Value]]:
+    items = []
+    for key, value in node.items():
+        if key in WIRING or key == "defaults" or value is None:
+            continue
+        if isinstance(value, Mapping):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", as_value(value)))
+    return items
+
+
+def as_value(value: Any, kind: type | None = None) -> Value:
+    """A config value as an HParams cell: bool, float or str (a list as its text)."""
+    if kind is str or isinstance(value, list | tuple | dict):
+        return str(value)
+    if isinstance(value, bool) or kind is bool:
+        return bool(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return str(value)
+
+
+def group_knobs(cfg: DictConfig) -> dict[str, Value]:
+    """``model.depth``, ``optimizer.lr``, ...: the values of ``GROUP_KNOBS`` the run has."""
+    knobs: dict[str, Value] = {}
+    for group, keys in GROUP_KNOBS.items():
+        node = cfg.get(group) or {}
+        for key, kind in keys.items():
+            value = node.get(key) if key in node else None
+            if value is not None:
+                plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+                knobs[f"{group}.{key}"] = as_value(plain, kind)
+    return knobs

@@ -1,0 +1,1 @@
+"""User tools that inspect inits and dashboards: `python -m tools.<name> --help`."""
