@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
 
 from callbacks.divergence import Divergence
 from callbacks.hparams import session_summaries
@@ -91,17 +92,19 @@ def fail_record(record: RunRecord, error: BaseException) -> None:
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins
 def log_hparams(loggers: list[Logger], record: RunRecord, step: int) -> None:
     """The run's row of TensorBoard's HParams tab (``callbacks.hparams``): its values, status
-    and final metrics."""
+    and final metrics. Written after ``fit`` has closed the loggers' event files: into a file
+    of its own in the run's TensorBoard folder, which TensorBoard reads as the same run."""
     extra = {k: v for k, v in record.metrics.items() if k in HPARAMS_EXTRA and v is not None}
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            for name, value in extra.items():
-                logger.experiment.add_scalar(name, value, step)
-            for summary in session_summaries(record):
-                write_summary(logger.experiment, summary, step)
-        else:
+        if not isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(record.hparams)
-        logger.save()
+            logger.save()
+            continue
+        with SummaryWriter(logger.log_dir, filename_suffix=".hparams") as writer:
+            for name, value in extra.items():
+                writer.add_scalar(name, value, step)
+            for summary in session_summaries(record):
+                write_summary(writer, summary, step)
 
 
 def announce(record: RunRecord) -> None:

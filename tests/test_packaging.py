@@ -33,6 +33,14 @@ def source_files() -> list[str]:
     return sorted(p for p in set(listing.split("\0")) if p and (ROOT / p).is_file())
 
 
+def pip(*args: str) -> None:
+    """This venv's pip, offline: nothing to fetch with ``--no-deps --no-build-isolation``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "-q", *args], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """The wheel, built offline from a copy of the source (so setuptools' ``build/`` and
@@ -42,12 +50,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     for name in files:
         (tmp / "src" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, tmp / "src" / name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(tmp / "dist"), str(tmp / "src")],
-        check=True,
-        capture_output=True,
-    )
+    pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(tmp / "src"))
     (wheel,) = (tmp / "dist").glob("initbench-*.whl")
     return wheel, files
 
@@ -70,12 +73,7 @@ def test_installed_train_runs_from_its_own_conf(
 ) -> None:
     wheel, _ = built
     site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site)]
-        + [str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    pip("install", "--no-deps", "--target", str(site), str(wheel))
     # -S: the dev venv's editable install (a finder loaded by a .pth file) would otherwise serve
     # any module the wheel lacks from the checkout; the dependencies come through PYTHONPATH.
     libs = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
@@ -85,7 +83,7 @@ def test_installed_train_runs_from_its_own_conf(
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     unreachable = subprocess.run(
-        [*python, "-c", find_train], cwd=cwd, env={**env, "PYTHONPATH": ":".join(libs)}
+        [*python, "-c", find_train], cwd=cwd, env={**env, "PYTHONPATH": os.pathsep.join(libs)}
     )
     assert unreachable.returncode == 1, "the checkout's train is importable without the wheel"
 
@@ -94,7 +92,7 @@ def test_installed_train_runs_from_its_own_conf(
     done = subprocess.run(
         [*python, "-m", "train", *overrides, f"hydra.run.dir={run_dir}"],
         cwd=cwd,
-        env={**env, "PYTHONPATH": ":".join([str(site), *libs])},
+        env={**env, "PYTHONPATH": os.pathsep.join([str(site), *libs])},
         capture_output=True,
         text=True,
     )

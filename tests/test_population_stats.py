@@ -146,4 +146,4 @@ def test_a_diverged_members_statistics_stop_and_the_others_go_on(make_cfg, tmp_p
     assert [r.status for r in records] == ["finished", "diverged"]
     steps = [{step for _, step in _statistics(tmp_path / f"member{i}")[1]} for i in range(2)]
     assert steps[0] == set(range(6))
-    assert max(steps[1]) < records[1]["steps"] < 6
+    assert max(steps[1]) < records[1].steps < 6

@@ -15,10 +15,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from PIL import Image
 
-from resolvers import MAX_NAME, run_name, sweep_dir, swept_keys
-from sweeps.plots import _mark_divergence, _mean_at, module_kinds
+from resolvers import MAX_NAME, run_name, sweep_dir
+from runs.record import RunRecord
+from sweeps.keys import swept_keys
+from sweeps.plots import _layer_output_tags, _mark_divergence, _mean_at
 from sweeps.report import write_report
-from sweeps.sweep import Run, load_runs, varying_keys
+from sweeps.sweep import Sweep, SweepRun
 from tests.conftest import CONF_DIR, FAST_CLI
 
 ROOT = CONF_DIR.parent
@@ -95,21 +97,25 @@ def test_a_population_sweep_reports_what_the_basic_launcher_reports(
     assert body == basic_body
 
 
-def test_sweep_signal_figures_plot_layer_outputs_only(sweep, tmp_path: Path) -> None:
-    """The model is rebuilt from the run's saved config to tell layers from activations."""
+def test_sweep_signal_figures_plot_layer_outputs_only(sweep) -> None:
+    """Each run's record tells its layers from its activations."""
     _, folder = sweep
-    kinds = module_kinds(folder / "init=kaiming_normal" / ".hydra" / "config.yaml")
+    (run,) = [r for r in Sweep.load(folder).runs if r.name == "init=kaiming_normal"]
+    kinds = {tag.split(".", 1)[1]: layer["kind"] for tag, layer in run.record.layers.items()}
     assert kinds["net.layers.0.0"] == "layer output" and kinds["net.head"] == "layer output"
     assert kinds["net.layers.0.2"] == "activation output"
-    assert module_kinds(tmp_path / "absent.yaml") == {}
+    assert run.record.layers["000.net.layers.0.0"]["type"] == "Linear"
+    tags = _layer_output_tags([run])
+    assert tags and all(kinds[t.split("/", 1)[1].split(".", 1)[1]] == "layer output" for t in tags)
+    assert len(tags) < len([t for t in run.curves if t.startswith("watched.act_std/")])
 
 
 def test_a_diverged_run_is_marked_where_it_stopped(sweep) -> None:
-    runs = [r for r in load_runs(sweep[1]) if r.status == "diverged"]
+    runs = [r for r in Sweep.load(sweep[1]).runs if r.status == "diverged"]
     fig, ax = plt.subplots()
     _mark_divergence(ax, runs[0], "C1")
     (line,) = ax.lines
-    assert line.get_marker() == "x" and line.get_xdata()[0] == runs[0].record["divergence"]["step"]
+    assert line.get_marker() == "x" and line.get_xdata()[0] == runs[0].record.divergence.step
     plt.close(fig)
 
 
@@ -143,15 +149,18 @@ def test_report_lists_killed_and_missing_runs(sweep, tmp_path: Path) -> None:
 def test_technical_keys_do_not_split_the_report() -> None:
     """A sweep continued with resume=true (or with moved logs) is the same experiment."""
 
-    def run(name: str, *overrides: str) -> Run:
-        return Run(Path(name), name, {"overrides": ["init=zeros", *overrides]})
+    def run(name: str, *overrides: str) -> SweepRun:
+        return SweepRun(Path(name), name, RunRecord(overrides=["init=zeros", *overrides]))
 
-    runs = [
-        run("a", "model=mlp"),
-        run("b", "model=cnn", "resume=true", "paths.log_dir=/elsewhere", "hydra/launcher=joblib"),
-        run("c", "model=cnn", "+trainer.enable_progress_bar=false", "data.root=/data"),
-    ]
-    assert varying_keys(runs) == varying_keys(runs, ignore=()) == ["model"]
+    sweep = Sweep(
+        Path("sweep"),
+        [
+            run("a", "model=mlp"),
+            run("b", "model=cnn", "resume=true", "paths.log_dir=/x", "hydra/launcher=joblib"),
+            run("c", "model=cnn", "+trainer.enable_progress_bar=false", "data.root=/data"),
+        ],
+    )
+    assert sweep.varying() == sweep.varying(ignore=()) == ["model"]
 
 
 def test_resume_skips_ended_runs_and_continues_the_rest(sweep, data_root, tmp_path: Path) -> None:
@@ -236,7 +245,7 @@ def test_launchers_compose(launcher: str) -> None:
 
 def test_the_end_profile_ignores_a_seed_that_blew_up() -> None:
     tag = "watched.act_std/000.net.layers.0.0"
-    kept = Run(Path("a"), "a", {}, {tag: {0: 1.0, 10: 2.0}})
-    blown = Run(Path("b"), "b", {}, {tag: {0: 3.0, 5: math.inf}})
+    kept = SweepRun(Path("a"), "a", RunRecord(), {tag: {0: 1.0, 10: 2.0}})
+    blown = SweepRun(Path("b"), "b", RunRecord(), {tag: {0: 3.0, 5: math.inf}})
     assert _mean_at([kept, blown], tag, "end") == 2.0
     assert _mean_at([kept, blown], tag, "init") == 2.0

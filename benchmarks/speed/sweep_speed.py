@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.harness.run_all import machine
 from benchmarks.harness.tables import script_main, write_outputs
-from sweeps.sweep import load_runs
+from sweeps.sweep import Sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 INITS = "default,xavier_normal,kaiming_normal,lecun_normal,orthogonal,lsuv"
@@ -47,7 +47,7 @@ def sweep(overrides: list[str], folder: Path) -> dict[str, float | int]:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
     folder.with_suffix(".log").write_text(result.stdout + result.stderr)
-    statuses = [run.status for run in load_runs(folder)]
+    statuses = [run.status for run in Sweep.load(folder, curves=False).runs]
     ended = sum(s in ("finished", "diverged") for s in statuses)
     return {"runs": len(statuses), "ended": ended, "exit": result.returncode, "wall s": wall}
 
