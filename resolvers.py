@@ -42,9 +42,7 @@ def job_name(override_dirname: str) -> str:
         return run_name(override_dirname)
     overrides = OverridesParser.create().parse_overrides(list(hydra.overrides.task))
     chosen = [o for o in overrides if override_key(o) in swept]
-    return run_name(
-        ",".join(f"{override_key(o)}={o.get_value_element_as_str()}" for o in chosen)
-    )
+    return run_name(",".join(f"{override_key(o)}={o.get_value_element_as_str()}" for o in chosen))
 
 
 def sweep_dir(root: str, resume: bool) -> str:

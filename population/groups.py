@@ -169,7 +169,7 @@ def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
             )
             if key not in FREE_CALLBACK_KEYS and (node or {}).get(key) != value:
                 reasons.append(f"callbacks.{name}.{key}={node.get(key)} (a population keeps "
-                               f"the default {value})")  # fmt: skip
+                               f"the default {value})")
     return reasons
 
 

@@ -84,7 +84,7 @@ class MemberGuard(L.Callback):
             "member %d (%s) diverged at step %d: loss %s; first layer out of bounds: %s; "
             "frozen, the others go on",
             member.index, member.output_dir.name, step, loss, layer,
-        )  # fmt: skip
+        )
 
     @torch.no_grad()
     def _replay(self, trainer, module, member: Member, i: int) -> str | None:

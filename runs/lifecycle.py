@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from callbacks.dashboard import write_summary
 from callbacks.divergence import Divergence
 from callbacks.hparams import session_summaries
-from callbacks.dashboard import write_summary
 from callbacks.watched import layer_tag, module_class, tag_digits, watched_modules
 from runs.knobs import group_knobs, init_knobs
 from runs.record import DivergenceInfo, RunRecord

@@ -1,1 +1,2 @@
-"""A sweep: its runs loaded from their records, compared once (report, tests, plots, TensorBoard)."""
+"""A sweep: its runs loaded from their records and compared once (report, tests, plots,
+TensorBoard)."""

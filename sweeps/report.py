@@ -1,15 +1,15 @@
 """The summary of a sweep: which init trains which model best, and how reliably.
 
-Written into the sweep folder at the end of every multirun (Hydra callback ``SweepReport``) and
-on demand, from the runs' own files only:
+Written into the sweep folder at the end of every multirun (``sweeps.callback.SweepReport``)
+and on demand, from the runs' records and events only (``sweeps.sweep.Sweep``):
 
     python -m sweeps.report logs/multiruns/2026-11-25_12-00-00 [--threshold 0.9]
 
-``summary.csv`` (one row per run), ``cells.csv`` (one row per init and setting: n, mean, 95 %
-t interval, rank, Welch's test against the setting's best), ``summary.md`` (the table of cells,
-the ranking and tests in words, every run that did not finish), ``loss_curves.png`` and
-``signal_at_init.png``; in TensorBoard, the sweep's HParams experiment and seed aggregates
-(``sweeps.tensorboard``). At the end of a multirun, ``sweeps.callback`` writes it.
+``summary.csv`` (one row per run, each init's knobs as ``init.<knob>`` columns), ``cells.csv``
+(one row per init and setting: n, mean, 95 % t interval, rank, Welch's test against the
+setting's best), ``summary.md`` (the table of cells, the ranking and tests in words, every run
+that did not finish), ``loss_curves.png`` and ``signal_at_init.png``; in TensorBoard, the
+sweep's HParams experiment and seed aggregates (``sweeps.tensorboard``).
 """
 
 import argparse
@@ -246,10 +246,12 @@ def write_report(sweep_dir: Path, threshold: float = 0.9) -> list[dict[str, Any]
     """Write summary.csv, summary.md and the plots into ``sweep_dir``; return the rows."""
     sweep = Sweep.load(sweep_dir)
     rows = [summary_row(run, threshold) for run in sweep.runs]
+    knobs = sorted({f"init.{k}" for run in sweep.runs for k in run.record.init_knobs})
     with (sweep_dir / "summary.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, COLUMNS)
+        writer = csv.DictWriter(file, [*COLUMNS, *knobs])
         writer.writeheader()
-        writer.writerows(rows)
+        for run, row in zip(sweep.runs, rows):
+            writer.writerow(row | {f"init.{k}": v for k, v in run.record.init_knobs.items()})
     table = cells(sweep, {row["run"]: row for row in rows})
     by_cell = cell_rows(table, report_metric(rows))
     with (sweep_dir / "cells.csv").open("w", newline="") as file:

@@ -70,9 +70,8 @@ class Sweep:
     def load(cls, folder: Path, curves: bool = True) -> "Sweep":
         """Every job folder under ``folder`` (one with a record or a ``.hydra``); with
         ``curves``, each one's scalar curves from its TensorBoard events."""
-        jobs = sorted(
-            {p.parent for p in folder.rglob(RECORD_FILE)} | {p.parent for p in folder.rglob(".hydra")}
-        )
+        recorded = {p.parent for p in folder.rglob(RECORD_FILE)}
+        jobs = sorted(recorded | {p.parent for p in folder.rglob(".hydra")})
         runs = [
             SweepRun(
                 job,

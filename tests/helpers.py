@@ -67,3 +67,11 @@ class BlowUpWeight(L.Callback):
             return
         with torch.no_grad():
             module.get_parameter(self.param).mul_(self.factor)
+
+
+def wobbled_normal(model: nn.Module, wobble: float = 0.1) -> None:
+    """A user-defined init with a knob no init of ``conf/init`` has: ``wobble``."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=wobble)

@@ -3,31 +3,47 @@
 import json
 from pathlib import Path
 
+import hydra.utils
 import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from population.run import train_population
+from population.run import build_members, train_population
+from runs.build import build_run
 from tests.conftest import member_runs
 from train import train
 
 SMALL_MODELS = {
     "mlp": ["model=mlp", "model.depth=2", "model.width=16"],
-    "mlp_layernorm_tanh": ["model=mlp", "model.depth=2", "model.width=16", "model.norm=layernorm",
-                           "model.activation=tanh"],
+    "mlp_layernorm_tanh": [
+        "model=mlp",
+        "model.depth=2",
+        "model.width=16",
+        "model.norm=layernorm",
+        "model.activation=tanh",
+    ],
     "mlp_batchnorm": ["model=mlp", "model.depth=2", "model.width=16", "model.norm=batchnorm"],
     "mlp_mup": ["model=mlp", "model.depth=2", "model.width=16", "parametrization=mup"],
     "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
-    "cnn_layernorm": ["model=cnn", "model.channels=[4,8]", "model.hidden=16",
-                      "model.norm=layernorm"],
+    "cnn_layernorm": [
+        "model=cnn",
+        "model.channels=[4,8]",
+        "model.hidden=16",
+        "model.norm=layernorm",
+    ],
     # LSUV sees the member's first batch, augmented as its single run's
-    "cnn_cifar_augment_lsuv": ["data=cifar10", "data.augment=true", "model=cnn",
-                               "model.channels=[4,8]", "model.hidden=16"],
+    "cnn_cifar_augment_lsuv": [
+        "data=cifar10",
+        "data.augment=true",
+        "model=cnn",
+        "model.channels=[4,8]",
+        "model.hidden=16",
+    ],
     "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
     "resnet_layernorm": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=layernorm"],
     "resnet_fixup": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=none"],
-}  # fmt: skip
+}
 MEMBERS = [
     ["init=kaiming_normal", "seed=0"],
     ["init=xavier_normal", "seed=1", "optimizer.lr=0.1"],
@@ -61,9 +77,12 @@ def test_members_train_exactly_as_their_single_runs(
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     common = [*SMALL_MODELS[model], "trainer.log_every_n_steps=1", "stats=off"]
     common.append(f"trainer.accelerator={accelerator}")
-    variants = {"resnet_fixup": FIXUP_MEMBERS, "resnet_batchnorm": BATCHNORM_MEMBERS,
-                "mlp_batchnorm": BATCHNORM_MEMBERS, "cnn_cifar_augment_lsuv": LSUV_MEMBERS,
-                }.get(model, MEMBERS)  # fmt: skip
+    variants = {
+        "resnet_fixup": FIXUP_MEMBERS,
+        "resnet_batchnorm": BATCHNORM_MEMBERS,
+        "mlp_batchnorm": BATCHNORM_MEMBERS,
+        "cnn_cifar_augment_lsuv": LSUV_MEMBERS,
+    }.get(model, MEMBERS)
     records = train_population(member_runs(make_cfg, tmp_path, common, variants))
     for i, variant in enumerate(variants):
         single = train(make_cfg(*common, *variant, output_dir=tmp_path / f"single{i}"))
@@ -81,7 +100,8 @@ def test_members_train_exactly_as_their_single_runs(
             )
         assert member.choices == single.choices and member.seed == single.seed
         assert member.hparams == single.hparams
-        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == member.to_dict()
+        saved = json.loads((tmp_path / f"member{i}" / "metrics.json").read_text())
+        assert saved == member.to_dict()
 
 
 def test_member_folders_hold_what_a_single_run_writes(make_cfg, tmp_path: Path) -> None:
@@ -99,13 +119,17 @@ def test_member_folders_hold_what_a_single_run_writes(make_cfg, tmp_path: Path) 
 
 
 CHECKPOINT_SETTINGS = {  # what a member's own ModelCheckpoint must do as its single run's
-    "monitor_train_epoch": ["callbacks.model_checkpoint.monitor=train/loss_epoch",
-                            "callbacks.model_checkpoint.mode=min",
-                            "callbacks.model_checkpoint.filename=best",
-                            "+callbacks.model_checkpoint.save_top_k=2"],
-    "no_dirpath_weights_only": ["callbacks.model_checkpoint.dirpath=null",
-                                "+callbacks.model_checkpoint.save_weights_only=true"],
-}  # fmt: skip
+    "monitor_train_epoch": [
+        "callbacks.model_checkpoint.monitor=train/loss_epoch",
+        "callbacks.model_checkpoint.mode=min",
+        "callbacks.model_checkpoint.filename=best",
+        "+callbacks.model_checkpoint.save_top_k=2",
+    ],
+    "no_dirpath_weights_only": [
+        "callbacks.model_checkpoint.dirpath=null",
+        "+callbacks.model_checkpoint.save_weights_only=true",
+    ],
+}
 
 
 @pytest.mark.parametrize("setting", list(CHECKPOINT_SETTINGS))
@@ -113,8 +137,12 @@ def test_member_checkpoints_follow_their_own_settings(make_cfg, tmp_path: Path, 
     """Where the files go (no ``dirpath``: under the member's logger), what they hold
     (``save_weights_only``) and what is monitored (an epoch-end training metric, logged just
     before the callback runs) are the single run's."""
-    common = [*SMALL_MODELS["mlp"], "stats=off", "trainer.max_epochs=2",
-              *CHECKPOINT_SETTINGS[setting]]  # fmt: skip
+    common = [
+        *SMALL_MODELS["mlp"],
+        "stats=off",
+        "trainer.max_epochs=2",
+        *CHECKPOINT_SETTINGS[setting],
+    ]
     records = train_population(member_runs(make_cfg, tmp_path, common, MEMBERS[:2]))
     single = train(make_cfg(*common, *MEMBERS[1], output_dir=tmp_path / "single"))
     files = {p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.ckpt")}
@@ -151,9 +179,14 @@ def test_a_member_checkpoint_resumes_as_a_single_run(make_cfg, tmp_path: Path) -
     weights = torch.load(folder / "last.ckpt", weights_only=False)["state_dict"]
     assert all(k.startswith("net.") for k in weights)
     resumed = train(
-        make_cfg(*common, *MEMBERS[1], "trainer.max_epochs=2", f"ckpt_path={folder}/last.ckpt",
-                 output_dir=tmp_path / "member1")
-    )  # fmt: skip
+        make_cfg(
+            *common,
+            *MEMBERS[1],
+            "trainer.max_epochs=2",
+            f"ckpt_path={folder}/last.ckpt",
+            output_dir=tmp_path / "member1",
+        )
+    )
     assert resumed.status == "finished" and resumed.epochs == 2
     best = max(state["best_model_score"], resumed.metrics["val/acc"])
     assert resumed.metrics["val/acc_best"] == pytest.approx(best)
@@ -180,9 +213,7 @@ def test_a_diverging_member_is_frozen_and_the_others_finish(make_cfg, tmp_path: 
     assert diverged.divergence.loss == pytest.approx(single.divergence.loss, rel=1e-4)
     assert diverged.metrics.keys() == single.metrics.keys()
     for key, value in single.metrics.items():  # null where the single run's is NaN/Inf
-        assert diverged.metrics[key] == (
-            value if value is None else pytest.approx(value, rel=1e-4)
-        )
+        assert diverged.metrics[key] == (value if value is None else pytest.approx(value, rel=1e-4))
 
 
 def test_a_member_whose_init_fails_is_recorded_and_the_others_train(
@@ -200,9 +231,29 @@ def test_a_member_whose_init_fails_is_recorded_and_the_others_train(
 
 
 def test_missing_data_fails_every_member_in_its_metrics(make_cfg, tmp_path: Path) -> None:
-    runs = member_runs(make_cfg, tmp_path, ["stats=off", f"data.root={tmp_path / 'none'}"],
-                       MEMBERS[:2])  # fmt: skip
+    runs = member_runs(
+        make_cfg, tmp_path, ["stats=off", f"data.root={tmp_path / 'none'}"], MEMBERS[:2]
+    )
     records = train_population(runs)
     for i, record in enumerate(records):
         assert record.status == "failed" and "no usable dataset" in record.error
-        assert json.loads((tmp_path / f"member{i}" / "metrics.json").read_text()) == record.to_dict()
+        saved = json.loads((tmp_path / f"member{i}" / "metrics.json").read_text())
+        assert saved == record.to_dict()
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn_cifar_augment_lsuv", "resnet_fixup"])
+def test_a_member_is_built_by_the_single_runs_path(make_cfg, tmp_path: Path, model: str) -> None:
+    """``runs.build.build_run`` builds both: the same initialized net, the same callbacks."""
+    variants = FIXUP_MEMBERS if model == "resnet_fixup" else LSUV_MEMBERS
+    runs = member_runs(make_cfg, tmp_path, SMALL_MODELS[model], variants)
+    datamodule = hydra.utils.instantiate(runs[0][0].data)
+    members = build_members(runs, datamodule)
+    assert len(members) == len(variants)
+    for variant, (_, _, member) in zip(variants, members, strict=True):
+        single = build_run(make_cfg(*SMALL_MODELS[model], *variant, output_dir=tmp_path / "s"))
+        pairs = zip(single.net.state_dict().items(), member.net.state_dict().items(), strict=True)
+        for (name, expected), (member_name, got) in pairs:
+            assert name == member_name and torch.equal(got, expected), name
+        assert [type(c) for c in member.callbacks] == [type(c) for c in single.callbacks]
+        assert [type(lg) for lg in member.loggers] == [type(lg) for lg in single.loggers]
+        assert type(member.module) is type(single.module)

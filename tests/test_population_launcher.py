@@ -10,6 +10,7 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf
 
-import train
 from benchmarks.speed.sweep_speed import launchers
 from population.groups import ALONE, Batch, plan
+from runs.lifecycle import start_record
+from runs.record import RunRecord
 from tests.conftest import CONF_DIR, FAST_CLI
 
 Make = Callable[..., DictConfig]
@@ -71,9 +73,8 @@ UNSUPPORTED = {
     "model=mlp model.depth=0": "model=mlp: it does not build (ValueError: model.depth",
     "+callbacks.stop._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.stop (a population",
     "callbacks.lr_monitor.logging_interval=epoch": "callbacks.lr_monitor.logging_interval=epoch",
-    "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch":
-        "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch",
-}  # fmt: skip
+    "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch",
+}
 
 
 @pytest.mark.parametrize(("setting", "reason"), UNSUPPORTED.items(), ids=list(UNSUPPORTED))
@@ -84,8 +85,13 @@ def test_unsupported_settings_run_alone_saying_why(make_cfg: Make, setting: str,
 
 
 def test_supported_settings_share_a_population(make_cfg: Make) -> None:
-    for setting in ("model=cnn", "model=resnet", "trainer.precision=bf16-mixed", "stats=off",
-                    "callbacks.model_checkpoint.monitor=val/loss"):  # fmt: skip
+    for setting in (
+        "model=cnn",
+        "model=resnet",
+        "trainer.precision=bf16-mixed",
+        "stats=off",
+        "callbacks.model_checkpoint.monitor=val/loss",
+    ):
         assert _plan(make_cfg, [f"{setting} seed=0", f"{setting} seed=1"]) == [Batch((0, 1))]
 
 
@@ -136,11 +142,13 @@ def fake_population(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     line and returns a record per member (val/acc 0.5, 0.6, ...; the second member failed)."""
     calls: list = []
 
-    def train_population(members: list[tuple[DictConfig, dict]]) -> list[dict]:
+    def train_population(members: list[tuple[DictConfig, RunRecord]]) -> list[RunRecord]:
         calls.append(members)
         logging.getLogger("initbench.population").info("the population trains")
-        records = [{"status": "finished", "metrics": {"val/acc": 0.5 + i / 10}} for i in range(4)]
-        records[1] = {"status": "failed", "metrics": {"val/acc": 0.1}}
+        records = [
+            RunRecord(status="finished", metrics={"val/acc": 0.5 + i / 10}) for i in range(4)
+        ]
+        records[1] = RunRecord(status="failed", metrics={"val/acc": 0.1})
         return records[: len(members)]
 
     module = types.ModuleType("population.run")
@@ -190,10 +198,10 @@ def test_members_are_set_up_as_the_basic_launcher_sets_up_jobs(
     """Same folders, same ``.hydra/`` files, and each member's config and starting record
     equal what its job's task function gets (its own init in ``stats.title``, its folder)."""
     sweep = ["init=xavier_normal,kaiming_normal", "seed=0,1", *FAST_CLI, f"data.root={data_root}"]
-    seen: dict[str, tuple[dict, dict]] = {}
+    seen: dict[str, tuple[dict, RunRecord]] = {}
 
     def task(cfg: DictConfig) -> None:
-        seen[Path(cfg.paths.output_dir).name] = (_plain(cfg), train.start_record(cfg))
+        seen[Path(cfg.paths.output_dir).name] = (_plain(cfg), start_record(cfg))
 
     _multirun(tmp_path / "basic", task, *sweep)
     returns = _multirun(tmp_path / "population", task, "hydra/launcher=population", *sweep)
@@ -207,7 +215,8 @@ def test_members_are_set_up_as_the_basic_launcher_sets_up_jobs(
         assert Path(cfg.paths.output_dir).parent == tmp_path / "population"
         basic_cfg, basic_record = seen[name]
         assert _plain(cfg) == _swap(basic_cfg, tmp_path)
-        assert record == basic_record
+        assert Path(record.output_dir).name == Path(basic_record.output_dir).name == name
+        assert replace(record, output_dir=basic_record.output_dir) == basic_record
         assert cfg.stats.title == record.choices["init"] == name.split(",")[0][len("init=") :]
         assert "the population trains" in (Path(cfg.paths.output_dir) / "train.log").read_text()
     assert [r.return_value for r in returns] == [0.5, None, 0.7, 0.8]

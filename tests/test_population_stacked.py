@@ -52,7 +52,7 @@ CASES = {
     "resnet-fixup": (resnet("none"), [Fixup] * K, True),
     "resnet-rezero-batchnorm": (resnet("batchnorm"), [ReZero] * K, True),
     "resnet-skipinit": (resnet("none"), [SkipInit] * K, True),
-}  # fmt: skip
+}
 
 
 def members(case: str) -> list[nn.Module]:

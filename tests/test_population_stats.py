@@ -29,7 +29,7 @@ MODELS = {
                            "model.activation=tanh"],
     "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
     "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
-}  # fmt: skip
+}
 MEMBERS = [
     ["init=kaiming_normal", "seed=0"],
     ["init=xavier_normal", "seed=1", "optimizer.lr=0.1"],

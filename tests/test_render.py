@@ -45,6 +45,6 @@ def test_figures_drawn_in_workers_inside_a_fit_return() -> None:
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=CONF_DIR.parent, capture_output=True, text=True,
         timeout=120,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "drawn 4" in result.stdout

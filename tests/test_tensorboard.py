@@ -104,3 +104,33 @@ def test_aggregate_run_has_mean_and_spread(server) -> None:
     ]
     expected = sum(v["metrics"]["val/acc"] for v in values) / 2
     assert mean == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_new_inits_knob_gets_a_column(data_root: Path, tmp_path: Path) -> None:
+    """A YAML-only init (written here, found on Hydra's search path) with a knob no other init
+    has: the real TensorBoard's HParams experiment lists ``init.<knob>``, with its value."""
+    (tmp_path / "conf" / "init").mkdir(parents=True)
+    (tmp_path / "conf" / "init" / "wobbly.yaml").write_text(
+        "_target_: tests.helpers.wobbled_normal\n_partial_: true\nwobble: 0.07\n"
+    )
+    run = tmp_path / "run"
+    command = [sys.executable, "train.py", "init=wobbly", *FAST_CLI, f"data.root={data_root}"]
+    command += [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"hydra.run.dir={run}"]
+    command += ["stats=off", "model.depth=1", "model.width=8"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    port = free_port()
+    server = start_tensorboard(run, port, timeout=120)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        experiment = _get(url, "/data/plugin/hparams/experiment", {"experimentName": ""})
+        columns = {info["name"]: info for info in experiment["hparamInfos"]}
+        assert columns["init.wobble"]["type"] == "DATA_TYPE_FLOAT64"
+        request = {"experimentName": "", "startIndex": 0, "sliceSize": 10}
+        request["allowedStatuses"] = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"]
+        request["colParams"] = [{"hparam": "init"}, {"hparam": "init.wobble"}]
+        (group,) = _get(url, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
+        assert group["hparams"]["init"] == "wobbly" and group["hparams"]["init.wobble"] == 0.07
+    finally:
+        stop(server)

@@ -10,8 +10,8 @@ CPU thread: on a shared 2-core machine two threads of small matmuls wait on each
 import contextlib
 import csv
 import logging
-import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from matplotlib.figure import Figure
 
 from benchmarks.harness.tables import experiment_parser, markdown_table, parse, save_figure
+from runs.record import RunRecord
 from sweeps.significance import t_interval
 from train import compose, train
 
@@ -41,22 +42,29 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass
+class SeededRun:
+    """One run of a study: its record and its training loss curve [(step, train loss)]."""
+
+    record: RunRecord
+    curve: list[tuple[int, float]]
+
+
 def run_seeds(
     configs: dict[str, list[str]], seeds: int, folder: Path, overrides: list[str]
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[SeededRun]]:
     """Train every config with seeds 0..``seeds``-1 into ``folder/<label>/seed<k>``; per label,
-    each run's record plus its ``curve`` [(step, train loss)] and ``output_dir``."""
+    each run's record and loss curve."""
     logging.getLogger("lightning").setLevel(logging.WARNING)
-    runs: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[str, list[SeededRun]] = {}
     with one_thread():
         for label, config in configs.items():
             for seed in range(seeds):
                 output_dir = folder / label.replace(" ", "_") / f"seed{seed}"
                 cfg = compose(*config, *QUIET, f"seed={seed}", *overrides, output_dir=output_dir)
                 record = train(cfg)
-                record["curve"] = loss_curve(output_dir / "metrics.csv")
-                record["output_dir"] = output_dir
-                runs.setdefault(label, []).append(record)
+                curve = loss_curve(output_dir / "metrics.csv")
+                runs.setdefault(label, []).append(SeededRun(record, curve))
     return runs
 
 
@@ -69,17 +77,17 @@ def loss_curve(path: Path) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["train/loss_step"])) for r in rows]
 
 
-def accuracy(record: dict[str, Any]) -> float:
+def accuracy(record: RunRecord) -> float:
     """Test accuracy in %, chance (10) for a run that diverged or has none."""
-    value = (record.get("metrics") or {}).get("test/acc")
-    return 10.0 if value is None or not math.isfinite(value) else 100.0 * value
+    value = record.metric("test/acc")
+    return 10.0 if value is None else 100.0 * value
 
 
-def summary_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def summary_rows(runs: dict[str, list[SeededRun]]) -> list[dict[str, Any]]:
     """One row per label: test accuracy mean and 95 % t interval, diverged runs counted."""
     rows = []
-    for label, records in runs.items():
-        values = [accuracy(r) for r in records]
+    for label, seeded in runs.items():
+        values = [accuracy(run.record) for run in seeded]
         interval = t_interval(values)
         rows.append(
             {
@@ -87,7 +95,7 @@ def summary_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 "test acc (mean, 95% CI)": f"{interval.mean:.2f} % "
                 f"[{interval.low:.2f}, {interval.high:.2f}]",
                 "per seed": ", ".join(f"{v:.2f}" for v in values),
-                "diverged": sum(r.get("status") == "diverged" for r in records),
+                "diverged": sum(run.record.status == "diverged" for run in seeded),
                 "_mean": interval.mean,
                 "_values": values,
             }
@@ -95,14 +103,14 @@ def summary_rows(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_curves(runs: dict[str, list[dict[str, Any]]], title: str, path: Path) -> None:
+def plot_curves(runs: dict[str, list[SeededRun]], title: str, path: Path) -> None:
     """Training loss against step, one colour per label, one line per seed."""
     fig = Figure(figsize=(6.5, 4), dpi=90)
     ax = fig.subplots()
-    for index, (label, records) in enumerate(runs.items()):
-        for k, record in enumerate(records):
-            if record["curve"]:
-                steps, losses = zip(*record["curve"])
+    for index, (label, seeded) in enumerate(runs.items()):
+        for k, run in enumerate(seeded):
+            if run.curve:
+                steps, losses = zip(*run.curve)
                 ax.plot(steps, losses, color=f"C{index}", alpha=0.8, label=None if k else label)
     ax.set(xlabel="step", ylabel="training loss (batch)", yscale="log", title=title)
     ax.grid(True, which="both", alpha=0.3)

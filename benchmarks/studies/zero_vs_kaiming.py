@@ -84,7 +84,10 @@ def run(out: Path, quick: bool = False, overrides: list[str] = ()) -> dict[str, 
     budget += ["trainer.log_every_n_steps=2" if quick else "trainer.log_every_n_steps=20"]
     with tempfile.TemporaryDirectory() as folder:
         runs = run_seeds(CONFIGS, seeds, Path(folder), [*SETTING, *budget, *overrides])
-        facts = {label: [weight_facts(r["output_dir"]) for r in rs] for label, rs in runs.items()}
+        facts = {
+            label: [weight_facts(Path(run.record.output_dir)) for run in seeded]
+            for label, seeded in runs.items()
+        }
     rows = summary_rows(runs)
     for row in rows:
         found = facts[row["init"]]
