@@ -48,7 +48,8 @@ class Snapshots:
     @contextmanager
     def restored(self, slot: int, state: list[Tensor], part: slice = slice(None)) -> Iterator:
         """Within: ``state[part]`` as it was before step ``slot``; put back on leaving."""
-        tensors, before = state[part], self._copies[slot][part]
+        tensors = state[part]
+        before = self._copies[slot][part]
         with torch.no_grad():
             current = [t.clone() for t in tensors]
             torch._foreach_copy_(tensors, before)
@@ -59,7 +60,8 @@ class Snapshots:
                 torch._foreach_copy_(tensors, current)
 
     def clear(self) -> None:
-        self.inputs, self._copies = [None] * len(self.inputs), []
+        self.inputs = [None] * len(self.inputs)
+        self._copies = []
 
 
 class DivergenceGuard(L.Callback):
@@ -88,7 +90,8 @@ class DivergenceGuard(L.Callback):
             raise ValueError(
                 f"callbacks.divergence_guard.every_n_steps must be >= 1, got {every_n_steps}"
             )
-        self.max_loss, self.every_n_steps = max_loss, every_n_steps
+        self.max_loss = max_loss
+        self.every_n_steps = every_n_steps
         self.divergence: Divergence | None = None
         self._losses: Tensor | None = None  # the losses of the steps not checked yet
         self._steps: list[int] = []  # their step numbers
@@ -126,10 +129,13 @@ class DivergenceGuard(L.Callback):
 
     def _check(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """Called at the same points on every rank (each runs as many steps)."""
-        steps, self._steps = self._steps, []
+        steps = self._steps
+        self._steps = []
         if not steps or self.divergence is not None:
             return
-        n, world, rank = len(steps), trainer.world_size, trainer.global_rank
+        n = len(steps)
+        world = trainer.world_size
+        rank = trainer.global_rank
         losses = self._losses[:n]
         bad = ~torch.isfinite(losses) | (losses.abs() > self.max_loss)
         first = torch.where(bad, torch.arange(n, device=bad.device), n).min()
@@ -150,7 +156,8 @@ class DivergenceGuard(L.Callback):
     def _replay(self, trainer: L.Trainer, module: L.LightningModule, index: int) -> str | None:
         """The first out-of-bounds layer of step ``index``'s forward pass, redone exactly (in
         the modules' training modes, as the step ran: checks run within training)."""
-        x, restored = self._snapshots.inputs[index], self._snapshots.restored(index, self._state)
+        x = self._snapshots.inputs[index]
+        restored = self._snapshots.restored(index, self._state)
         with restored, trainer.precision_plugin.train_step_context():
             return first_out_of_bounds(module, x, self.max_loss)
 

@@ -56,7 +56,8 @@ def columns(records: Iterable[RunRecord] = ()) -> dict[str, type]:
     found: dict[str, type] = {name: str for name in CHOICES}
     knobs: dict[str, set[type]] = {}
     for name, value in [*_catalog_knobs(), *_record_knobs(records)]:
-        knobs.setdefault(f"init.{name}", set()).add(type(value))
+        kind = float if type(value) is int else type(value)  # one number type: FLOAT64
+        knobs.setdefault(f"init.{name}", set()).add(kind)
     for name, kinds in sorted(knobs.items()):
         found[name] = kinds.pop() if len(kinds) == 1 else str
     for group, keys in GROUP_KNOBS.items():

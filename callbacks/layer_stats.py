@@ -104,9 +104,13 @@ class LayerStats(L.Callback):
         _check_at_least("hist_bins", hist_bins, 1)
         if not hist_limit > 0:
             raise ValueError(f"stats.hist_limit must be > 0, got {hist_limit}")
-        self.every_n_steps, self.histograms = every_n_steps, histograms
-        self.sv_every, self.images_every = singular_values_every_n_steps, images_every_n_steps
-        self.hist_bins, self.hist_limit, self.title = hist_bins, hist_limit, title
+        self.every_n_steps = every_n_steps
+        self.histograms = histograms
+        self.sv_every = singular_values_every_n_steps
+        self.images_every = images_every_n_steps
+        self.hist_bins = hist_bins
+        self.hist_limit = hist_limit
+        self.title = title
         self.table: list[Row] = []
         self._labels: dict[str, str] = {}  # layer tag -> tick label of the figures
         self._series: dict[str, str] = {}  # layer tag -> its line in the figures (its kind)
@@ -138,7 +142,8 @@ class LayerStats(L.Callback):
         self._step = step if step % self.every_n_steps == 0 else None
         if self._step is None:
             return
-        root, self._size = watched_root(module), population_size(module)
+        root = watched_root(module)
+        self._size = population_size(module)
         self._digits = self._digits or tag_digits(root)
         for watched in watched_modules(root):
             hook = self._forward_hook(watched)
@@ -148,7 +153,8 @@ class LayerStats(L.Callback):
         def hook(_: torch.nn.Module, __: tuple, output: Tensor | tuple) -> None:
             out = output[0] if isinstance(output, tuple) else output
             tag = self._tag(watched.name)
-            self._labels[tag], self._series[tag] = watched.label, watched.kind
+            self._labels[tag] = watched.label
+            self._series[tag] = watched.kind
             moments = activation_moments(out, watched.bounded, watched.unit_dim, self._size)
             self._moments[("act", tag)] = moments
             if self.histograms:
@@ -183,7 +189,8 @@ class LayerStats(L.Callback):
             grad = stacked_grads([q.param for q in group])
             if grad is None:
                 continue
-            p, weight = group[0], torch.stack([q.value() for q in group])  # also a copy
+            p = group[0]
+            weight = torch.stack([q.value() for q in group])  # also a copy
             tag = self._tag(p.anchor, p.name)
             self._labels[tag] = short_path(p.name)
             self._series[tag] = f"{type(p.module).__name__} {p.attr}"

@@ -59,7 +59,8 @@ def to_host(
     values = [pending[k] for k in scalar_keys]
     values += [part for k in ratio_keys for part in ratios[k]]
     hists = [pending[k] for k in hist_keys]
-    members, bins = (values or hists)[0].shape[0], hists[0].shape[1] if hists else 0
+    members = (values or hists)[0].shape[0]
+    bins = hists[0].shape[1] if hists else 0
     parts = [torch.stack(values, dim=1).flatten()] if values else []
     parts += [torch.stack(hists, dim=1).flatten()] if hists else []
     host = torch.cat([p.double() for p in parts]).cpu()  # the one sync of the step

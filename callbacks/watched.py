@@ -99,7 +99,8 @@ def watched_modules(model: nn.Module) -> list[Watched]:
 
     An activation or a block works elementwise on what the last layer before it (in module
     order) produced, so it takes that layer's unit dim."""
-    watched, unit_dim = [], 1
+    watched = []
+    unit_dim = 1
     for name, module in model.named_modules():
         cls = module_class(module)
         if issubclass(cls, LAYERS):
@@ -147,8 +148,10 @@ def watched_parameters(model: nn.Module) -> list[WatchedParameter]:
     one of another module (a norm, a model's own scalars) to the nearest watched module before
     it in module order (a norm to the layer it follows), or to the first watched one."""
     order = [w.name for w in watched_modules(model)]
-    watched, anchor = set(order), order[0] if order else ""
-    found, seen = [], set()
+    watched = set(order)
+    anchor = order[0] if order else ""
+    found = []
+    seen = set()
     for name, module in model.named_modules():
         if name in watched:
             anchor = name

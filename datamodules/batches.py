@@ -2,7 +2,8 @@
 
 Why by hand: a DataLoader fetches and collates sample by sample; slicing whole batches out of a
 tensor that already lives on the training device does one gather per batch instead, which is what
-keeps Lightning's pipeline within a few percent of a raw PyTorch loop (benchmarks/speed/throughput.py).
+keeps Lightning's pipeline within a few percent of a raw PyTorch loop
+(benchmarks/speed/throughput.py).
 """
 
 from collections.abc import Callable, Iterator
@@ -33,8 +34,13 @@ class BatchIndices:
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.n = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -73,7 +79,10 @@ class TensorBatchLoader:
     def __init__(
         self, x: Tensor, y: Tensor, sampler: BatchIndices, transform: BatchTransform | None = None
     ) -> None:
-        self.x, self.y, self.sampler, self.transform = x, y, sampler, transform
+        self.x = x
+        self.y = y
+        self.sampler = sampler
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.sampler)

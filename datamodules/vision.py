@@ -78,10 +78,16 @@ class VisionDataModule(L.LightningDataModule):
         if augment and self.no_augment_reason:
             raise ValueError(f"data.augment=true: {self.no_augment_reason}; use data.augment=false")
         self.root = Path(os.path.expanduser(root))
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
-        self.augment, self.download, self.on_device = augment, download, on_device
-        self.loader, self.num_workers = loader, num_workers
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.seed = seed
+        self.augment = augment
+        self.download = download
+        self.on_device = on_device
+        self.loader = loader
+        self.num_workers = num_workers
         self.split_indices: dict[str, Tensor] = {}  # train/val: rows of the official train set
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.mean: Tensor | None = None
@@ -102,7 +108,8 @@ class VisionDataModule(L.LightningDataModule):
         if self.splits:
             return
         x, y = self._load(train=True)
-        self.mean, self.std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+        self.mean = x.mean(dim=(0, 2, 3))
+        self.std = x.std(dim=(0, 2, 3))
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
         if self.val_size >= len(x):
             raise ValueError(f"data.val_size={self.val_size} leaves no training data ({len(x)})")
@@ -140,7 +147,8 @@ class VisionDataModule(L.LightningDataModule):
     def _not_found(self, error: Exception) -> DataNotFoundError:
         """The first line says what happened (files missing, unreadable, or a download that
         failed); the rest lists the files torchvision reads and how to point at them."""
-        name, expected = self.dataset_cls.__name__, self.expected_files(self.root)
+        name = self.dataset_cls.__name__
+        expected = self.expected_files(self.root)
         missing = [p for p in expected if not p.exists()]
         cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         if self.download and missing:

@@ -80,7 +80,8 @@ def _module_nonlinearity(module: nn.Module, strategy: str) -> tuple[str, float, 
     """(nonlinearity, gain, label) when ``module`` is an activation, else None."""
     declared = getattr(module, "nonlinearity", None)
     if isinstance(declared, str):
-        name, label = declared, declared
+        name = declared
+        label = declared
     else:
         name = next((n for t, n in _KNOWN.items() if isinstance(module, t)), None)
         label = type(module).__name__
@@ -95,5 +96,6 @@ def _module_nonlinearity(module: nn.Module, strategy: str) -> tuple[str, float, 
     slope = getattr(module, "negative_slope", 0.01)
     gain = activation_gain(name, slope)
     if name == "leaky_relu":  # each slope its own gain
-        name, label = f"{name}({slope:g})", f"{label}({slope:g})"
+        name = f"{name}({slope:g})"
+        label = f"{label}({slope:g})"
     return name, gain, label

@@ -29,7 +29,8 @@ class IRNN(InitStrategy):
         if input_std < 0:
             raise ValueError(f"init.input_std must be >= 0, got {input_std}")
         super().__init__(**shared)
-        self.scale, self.input_std = scale, input_std
+        self.scale = scale
+        self.input_std = input_std
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, batch: Tensor | None = None) -> nn.Module:

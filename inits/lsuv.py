@@ -59,7 +59,9 @@ class LSUV(InitStrategy):
                 f"lsuv needs tolerance > 0 and max_iters >= 1, got {tolerance}, {max_iters}"
             )
         super().__init__(**shared)
-        self.tolerance, self.max_iters, self.center = tolerance, max_iters, center
+        self.tolerance = tolerance
+        self.max_iters = max_iters
+        self.center = center
         self.report: list[LayerReport] = []
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
@@ -102,7 +104,8 @@ class LSUV(InitStrategy):
         A recurrent weight also scales its own input, the state: with ReLU units the variance
         grows faster than scale^2 and ``W / std`` overshoots back and forth, so its power is
         re-estimated from the last step (a secant in log-log), ``W * Var^(-1/power)``."""
-        powers, previous = [2.0] * len(group), None
+        powers = [2.0] * len(group)
+        previous = None
         for iteration in range(self.max_iters + 1):
             moments = [_output_moments(model, batch, t) for t in group]
             if all(

@@ -28,7 +28,9 @@ class Normal(InitStrategy):
         if truncate is not None and truncate <= 0:
             raise ValueError(f"init.truncate must be > 0 (stds) or null, got {truncate}")
         super().__init__(**shared)
-        self.std, self.mean, self.truncate = std, mean, truncate
+        self.std = std
+        self.mean = mean
+        self.truncate = truncate
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
         if self.truncate is None:
@@ -66,7 +68,8 @@ class Uniform(InitStrategy):
         if low > high:
             raise ValueError(f"init.low must be <= init.high, got {low} > {high}")
         super().__init__(**shared)
-        self.low, self.high = low, high
+        self.low = low
+        self.high = high
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
         nn.init.uniform_(target.tensor, self.low, self.high)

@@ -46,7 +46,8 @@ class Sparse(InitStrategy):
             raise ValueError(f"init.k must be >= 1 nonzero weights per unit, got {k}")
         if std < 0:
             raise ValueError(f"init.std must be >= 0, got {std}")
-        self.k, self.std = k, std
+        self.k = k
+        self.std = std
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
         sparse_rows_(target.tensor, self.k, self.std)

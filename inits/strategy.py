@@ -52,17 +52,18 @@ class InitStrategy:
         fallback: "InitStrategy | None" = None,
         fallback_only: bool = False,
     ) -> None:
-        self.gain, self.bias, self.forget_bias = gain, bias, forget_bias
-        self.recurrent_orthogonal, self.zero_init_residual = (
-            recurrent_orthogonal,
-            zero_init_residual,
-        )
+        self.gain = gain
+        self.bias = bias
+        self.forget_bias = forget_bias
+        self.recurrent_orthogonal = recurrent_orthogonal
+        self.zero_init_residual = zero_init_residual
         if fallback is not None and not isinstance(fallback, InitStrategy):
             raise TypeError(
                 f"init.fallback must be a strategy that writes weights (orthogonal, "
                 f"kaiming_normal, ...), got {type(fallback).__name__}"
             )
-        self.fallback, self.fallback_only = fallback, fallback_only
+        self.fallback = fallback
+        self.fallback_only = fallback_only
 
     def resolve_gain(self, model: nn.Module) -> tuple[float, str]:
         """The gain for every weight of ``model``, and where it comes from."""
@@ -95,7 +96,8 @@ class InitStrategy:
     def _init_weights(self, model: nn.Module, gain: float) -> None:
         """Every weight by ``init_weight``, the others by the fallback; a model where no weight
         gets this strategy stops unless ``fallback_only`` says that was meant."""
-        targets, fell_back = list(weight_targets(model)), []
+        targets = list(weight_targets(model))
+        fell_back = []
         for target in targets:
             if target.recurrent and self.recurrent_orthogonal:
                 nn.init.orthogonal_(target.tensor)
@@ -103,7 +105,8 @@ class InitStrategy:
                 fell_back.append(target)
         if not fell_back:
             return
-        name, fallback = type(self).__name__, type(self.fallback).__name__
+        name = type(self).__name__
+        fallback = type(self.fallback).__name__
         if len(fell_back) == len(targets) and not self.fallback_only:
             raise NotApplicable(
                 f"{name} applies to no layer of {type(model).__name__}: every weight would use "

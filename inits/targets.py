@@ -117,7 +117,8 @@ def reset_biases_and_norms(model: nn.Module, bias: float | None, forget_bias: fl
 
 
 def _reset_recurrent_biases(rnn: nn.Module, bias: float | None, forget_bias: float | None) -> None:
-    hidden, is_lstm = rnn.hidden_size, gates(rnn) == LSTM_GATES
+    hidden = rnn.hidden_size
+    is_lstm = gates(rnn) == LSTM_GATES
     forget = slice(hidden, 2 * hidden)
     for pname, param in rnn.named_parameters(recurse=False):
         if not pname.startswith("bias_"):

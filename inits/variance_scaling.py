@@ -23,7 +23,8 @@ class VarianceScaling(InitStrategy):
     ) -> None:
         super().__init__(**shared)
         check_variance_scaling(mode, distribution)
-        self.mode, self.distribution = mode, distribution
+        self.mode = mode
+        self.distribution = distribution
 
     def init_weight(self, target: WeightTarget, gain: float) -> None:
         variance_scaling_(target.tensor, gain, self.mode, self.distribution)

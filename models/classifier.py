@@ -38,7 +38,9 @@ class Classifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "parametrization"])
-        self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.parametrization = parametrization
         self._samples = 0  # training samples of this epoch; their loss and hits sum below
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")

@@ -94,7 +94,8 @@ class MuP:
     def __init__(self, base_width: int = 512, readout_zero_init: bool = True) -> None:
         if base_width < 1:
             raise ValueError(f"parametrization.base_width must be >= 1, got {base_width}")
-        self.base_width, self.readout_zero_init = base_width, readout_zero_init
+        self.base_width = base_width
+        self.readout_zero_init = readout_zero_init
 
     def width_multiplier(self, net: nn.Module) -> float:
         """m = width / base_width, for a model muP is implemented for; refuses the others."""

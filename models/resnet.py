@@ -62,7 +62,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.norm2 = channel_norm(norm, out_ch)
         self.act2 = activation_layer(activation)
-        self.stride, self.extra_channels = stride, out_ch - in_ch
+        self.stride = stride
+        self.extra_channels = out_ch - in_ch
         self.fixup: FixupScalars | None = None
         self.branch_scale: BranchScale | None = None
 
@@ -129,7 +130,8 @@ class ResNet(nn.Module):
             channel_norm(norm, width),
             activation_layer(activation),
         )
-        blocks, in_ch = [], width
+        blocks = []
+        in_ch = width
         for stage in range(3):
             out_ch = width * 2**stage
             for i in range(blocks_per_stage):

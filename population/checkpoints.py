@@ -53,7 +53,9 @@ class MemberTrainer:
     (and the resumable best score) its single run gets, in any Lightning version."""
 
     def __init__(self, trainer: L.Trainer, member: Member, callback: ModelCheckpoint) -> None:
-        self._trainer, self._member, self._callback = trainer, member, callback
+        self._trainer = trainer
+        self._member = member
+        self._callback = callback
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._trainer, name)

@@ -43,7 +43,9 @@ class MemberBatches:
         samplers: Sequence[BatchIndices],
         transform: BatchTransform | None = None,
     ) -> None:
-        self.x, self.y, self.transform = x, y, transform
+        self.x = x
+        self.y = y
+        self.transform = transform
         self.sampler = MemberSamplers(samplers)
 
     def __len__(self) -> int:

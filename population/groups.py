@@ -168,8 +168,10 @@ def callback_reasons(callbacks: dict[str, Any]) -> list[str]:
                 else value
             )
             if key not in FREE_CALLBACK_KEYS and (node or {}).get(key) != value:
-                reasons.append(f"callbacks.{name}.{key}={node.get(key)} (a population keeps "
-                               f"the default {value})")
+                reasons.append(
+                    f"callbacks.{name}.{key}={node.get(key)} (a population keeps "
+                    f"the default {value})"
+                )
     return reasons
 
 
@@ -216,7 +218,8 @@ def split(jobs: list[int], max_members: int) -> list[Batch]:
         return [Batch((jobs[0],), ALONE)]
     count = math.ceil(len(jobs) / max_members)
     size, extra = divmod(len(jobs), count)
-    batches, start = [], 0
+    batches = []
+    start = 0
     for i in range(count):
         end = start + size + (i < extra)
         chunk = tuple(jobs[start:end])

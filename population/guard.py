@@ -26,7 +26,8 @@ class MemberGuard(L.Callback):
             raise ValueError(
                 f"callbacks.divergence_guard.every_n_steps must be >= 1, got {every_n_steps}"
             )
-        self.max_loss, self.every_n_steps = max_loss, every_n_steps
+        self.max_loss = max_loss
+        self.every_n_steps = every_n_steps
         self.divergences: dict[int, Divergence] = {}
         self.stopped_at: dict[int, tuple[int, int]] = {}  # member -> (epoch, step) when frozen
         self._losses: Tensor | None = None  # (every_n_steps, K): the steps not checked yet
@@ -57,10 +58,12 @@ class MemberGuard(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module) -> None:
         self._snapshots.clear()
-        self._state, self._parts = [], []
+        self._state = []
+        self._parts = []
 
     def _check(self, trainer: L.Trainer, module) -> None:
-        steps, self._steps = self._steps, []
+        steps = self._steps
+        self._steps = []
         if not steps:
             return
         n = len(steps)
@@ -83,7 +86,11 @@ class MemberGuard(L.Callback):
         log.warning(
             "member %d (%s) diverged at step %d: loss %s; first layer out of bounds: %s; "
             "frozen, the others go on",
-            member.index, member.output_dir.name, step, loss, layer,
+            member.index,
+            member.output_dir.name,
+            step,
+            loss,
+            layer,
         )
 
     @torch.no_grad()

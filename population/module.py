@@ -38,7 +38,8 @@ class Population(L.LightningModule):
         self.population_size = len(self.members)
         self.member_nets = nn.ModuleList(m.net for m in self.members)  # what trains and moves
         self.net = net
-        self.optimizer_factories, self.scheduler_factories = list(optimizers), list(schedulers)
+        self.optimizer_factories = list(optimizers)
+        self.scheduler_factories = list(schedulers)
         self._samples = 0
         self._frozen_step: dict[int, int] = {}  # member -> the global step it was frozen at
 
@@ -71,7 +72,9 @@ class Population(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x, y = batch
         losses, hits = self._per_member(self(x), y)
-        loss, correct, batch_size = losses.mean(dim=1), hits.sum(dim=1), losses.shape[1]
+        loss = losses.mean(dim=1)
+        correct = hits.sum(dim=1)
+        batch_size = losses.shape[1]
         self._loss_sum.add_(loss.detach(), alpha=batch_size)
         self._correct_sum.add_(correct)
         self._samples += batch_size
@@ -105,7 +108,9 @@ class Population(L.LightningModule):
         for m in self.members:
             k = m.index
             if m.active:
-                loss, correct, samples = self._loss_sum[k], self._correct_sum[k], self._samples
+                loss = self._loss_sum[k]
+                correct = self._correct_sum[k]
+                samples = self._samples
             elif k in self._stopped:
                 loss, correct, samples = self._stopped[k]
             else:
@@ -130,7 +135,8 @@ class Population(L.LightningModule):
         fits where training does. (Chunks of ``eval_batch_size / K`` images took K forwards
         per batch: 11 s against 4-5 s for the test split of 24 default MLPs on the CPU.)"""
         x, y = batch
-        k, chunk = self.population_size, self.members[0].cfg.data.batch_size
+        k = self.population_size
+        chunk = self.members[0].cfg.data.batch_size
         for xc, yc in zip(x.split(chunk), y.split(chunk)):
             losses, hits = self._per_member(self(xc.repeat(k, *[1] * (x.dim() - 1))), yc.repeat(k))
             self._eval_loss.add_(losses.sum(dim=1, dtype=torch.float64))
@@ -167,7 +173,8 @@ class Population(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         total = self.trainer.estimated_stepping_batches
-        optimizers, schedulers = [], []
+        optimizers = []
+        schedulers = []
         for member, factory, scheduler in zip(
             self.members, self.optimizer_factories, self.scheduler_factories
         ):

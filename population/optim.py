@@ -26,7 +26,8 @@ class MemberOptimizers(Optimizer):
         params = [p for o in optimizers for g in o.param_groups for p in g["params"]]
         super().__init__(params, {})
         self.param_groups = [g for o in optimizers for g in o.param_groups]
-        self.optimizers, self.schedulers = list(optimizers), list(schedulers)
+        self.optimizers = list(optimizers)
+        self.schedulers = list(schedulers)
         self.active = [True] * len(self.optimizers)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

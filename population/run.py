@@ -34,7 +34,8 @@ class PopulationData(L.LightningDataModule):
 
     def __init__(self, datamodule: L.LightningDataModule, seeds: list[int]) -> None:
         super().__init__()
-        self.inner, self.seeds = datamodule, seeds
+        self.inner = datamodule
+        self.seeds = seeds
 
     def _loader(self, split: str, train: bool):
         self.inner.trainer = self.trainer  # where the tensors live: the training device
@@ -42,7 +43,8 @@ class PopulationData(L.LightningDataModule):
 
     def train_dataloader(self) -> MemberBatches:
         loader = self._loader("train", train=True)
-        n, size = loader.sampler.n, loader.sampler.batch_size
+        n = loader.sampler.n
+        size = loader.sampler.batch_size
         samplers = [BatchIndices(n, size, shuffle=True, seed=s, drop_last=True) for s in self.seeds]
         return MemberBatches(loader.x, loader.y, samplers, loader.transform)
 

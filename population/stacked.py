@@ -106,7 +106,8 @@ def check_same_architecture(members: Sequence[nn.Module]) -> None:
     for i, member in enumerate(members[1:], start=1):
         signatures = _signatures(member)
         for path in chain(reference, (p for p in signatures if p not in reference)):
-            ours, theirs = reference.get(path), signatures.get(path)
+            ours = reference.get(path)
+            theirs = signatures.get(path)
             if ours != theirs:
                 raise ValueError(
                     f"population members must share one architecture: at {_name(path)} member "

@@ -102,7 +102,8 @@ class StackedConv2d(Stacked):
             # forward(), not __call__: hooks watch the stacked module, not the members
             return torch.cat([c.forward(x_k) for c, x_k in zip(self.members, self.split(x))])
         conv = self.members[0]
-        x, padding = to_channels(x, self.k), conv.padding
+        x = to_channels(x, self.k)
+        padding = conv.padding
         if conv.padding_mode != "zeros":  # as nn.Conv2d does it
             x = F.pad(x, conv._reversed_padding_repeated_twice, mode=conv.padding_mode)
             padding = 0
@@ -123,16 +124,19 @@ class StackedBatchNorm(Stacked):
     views of one stacked tensor would lose that sharing on the members' ``.to()``."""
 
     def forward(self, x: Tensor) -> Tensor:
-        bn, xc = self.members[0], to_channels(x, self.k)
+        bn = self.members[0]
+        xc = to_channels(x, self.k)
         weight = self.stacked("weight").flatten() if bn.affine else None
         bias = self.stacked("bias").flatten() if bn.affine else None
         if not self.training and bn.track_running_stats:
-            mean, var = self.stacked("running_mean"), self.stacked("running_var")
+            mean = self.stacked("running_mean")
+            var = self.stacked("running_var")
             y = F.batch_norm(xc, mean.flatten(), var.flatten(), weight, bias, False, 0.0, bn.eps)
             return from_channels(y, self.k)
         mean = var = None
         if self.training and bn.track_running_stats:
-            mean, var = (bn.running_mean.new_zeros(xc.shape[1]) for _ in range(2))
+            mean = bn.running_mean.new_zeros(xc.shape[1])
+            var = bn.running_mean.new_zeros(xc.shape[1])
         y = F.batch_norm(xc, mean, var, weight, bias, True, 1.0, bn.eps)
         if mean is not None:
             self._update_running(mean.view(self.k, -1), var.view(self.k, -1))

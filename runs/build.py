@@ -120,6 +120,7 @@ def planned_steps(trainer: DictConfig) -> float:
 def first_batch(datamodule: L.LightningDataModule, cfg: DictConfig) -> torch.Tensor:
     """The run's first training batch on the CPU, in its own order and augmented as it will
     be trained: what a data-dependent init (LSUV) measures."""
-    datamodule.trainer, datamodule.seed = None, cfg.data.seed
+    datamodule.trainer = None
+    datamodule.seed = cfg.data.seed
     x, _ = next(iter(datamodule.train_dataloader()))
     return x

@@ -23,6 +23,7 @@ def compose(*overrides: str, output_dir: str | Path | None = None) -> DictConfig
         cfg = hydra.compose("config", overrides=list(overrides), return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
-        name, now = run_name(",".join(overrides)), f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
+        name = run_name(",".join(overrides))
+        now = f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
         cfg.paths.output_dir = str(output_dir or f"{cfg.paths.log_dir}/runs/{name}/{now}")
     return cfg

@@ -53,13 +53,14 @@ def _flatten(node: Mapping[str, Any], prefix: str) -> list[tuple[str, Value]]:
 
 
 def as_value(value: Any, kind: type | None = None) -> Value:
-    """A config value as an HParams cell: bool, float or str (a list as its text)."""
+    """A config value as an HParams cell: bool, a number as it is, or text (a list as its
+    text)."""
     if kind is str or isinstance(value, list | tuple | dict):
         return str(value)
-    if isinstance(value, bool) or kind is bool:
+    if kind is bool or isinstance(value, bool):
         return bool(value)
     if isinstance(value, int | float):
-        return float(value)
+        return value
     return str(value)
 
 

@@ -68,7 +68,9 @@ def end_record(
         metrics["train/diverged_step"] = float(divergence.step)
         record.divergence = DivergenceInfo(divergence.step, divergence.layer, divergence.loss)
     record.status = "finished" if divergence is None else "diverged"
-    record.metrics, record.epochs, record.steps = metrics, epochs, steps
+    record.metrics = metrics
+    record.epochs = epochs
+    record.steps = steps
     record.layers = layer_types(net)
 
 

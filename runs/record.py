@@ -13,7 +13,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only  # lightning sets 
 SCHEMA_VERSION = 2  # 1: the dict train.py wrote before the record class (read as well)
 RECORD_FILE = "metrics.json"
 Status = Literal["running", "finished", "diverged", "failed", "missing"]
-Value = str | float | bool  # a knob's value: what an HParams cell can hold
+Value = str | int | float | bool  # a knob's value: what an HParams cell can hold
 
 
 @dataclass

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST
+from tests.support import FAST
 from tools.audit import QUICK, run
 
 

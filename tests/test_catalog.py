@@ -1,64 +1,30 @@
-"""Every strategy of the catalog on every layer type, checked against its formula."""
+"""Every strategy of the catalog on every layer type, checked against its formula, and trained
+end to end."""
 
 import math
-import re
 from functools import partial
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from inits import (
     LSUV,
-    Constant,
     Default,
     DeltaOrthogonal,
-    Fixup,
     Normal,
     NotApplicable,
     Orthogonal,
     Spectral,
-    Uniform,
     VarianceScaling,
     apply_init,
     weight_targets,
 )
 from inits.lsuv import _output_moments
-from models import CNN, MLP, GRUClassifier, LSTMClassifier, ResNet, RNNClassifier
-from tests.conftest import CONF_DIR
+from models import CNN, MLP, LSTMClassifier
 from tests.helpers import scaled_orthogonal
+from tests.support import all_models, matrices, reference_gain
 from train import train
-
-
-def all_models() -> list[nn.Module]:
-    return [
-        MLP((1, 28, 28), 10),
-        CNN((3, 32, 32), 10),
-        LSTMClassifier((1, 28, 28), 10, num_layers=2),
-        LSTMClassifier((1, 28, 28), 10, norm="layernorm"),
-        RNNClassifier((1, 28, 28), 10, num_layers=2, activation="relu"),
-        RNNClassifier((1, 28, 28), 10, norm="layernorm"),
-        GRUClassifier((1, 28, 28), 10, num_layers=2),
-        ResNet((1, 28, 28), 10, depth=8, norm="none"),
-    ]
-
-
-def matrices(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [(t.name, t.tensor.reshape(t.tensor.shape[0], -1)) for t in weight_targets(model)]
-
-
-@pytest.mark.parametrize("model", all_models(), ids=lambda m: type(m).__name__)
-def test_constant_normal_uniform(model: nn.Module) -> None:
-    Constant(0.0, forget_bias=None)(model)
-    assert all(torch.all(p == 0) for n, p in model.named_parameters() if "norm" not in n)
-    Normal(std=0.2)(model)
-    values = torch.cat([w.flatten() for _, w in matrices(model)])
-    assert values.std().item() == pytest.approx(0.2, rel=0.02) and abs(values.mean()) < 0.005
-    Uniform(-0.3, 0.1)(model)
-    values = torch.cat([w.flatten() for _, w in matrices(model)])
-    assert values.min() >= -0.3 and values.max() <= 0.1
-    assert values.std().item() == pytest.approx(0.4 / math.sqrt(12), rel=0.02)
 
 
 @pytest.mark.parametrize("model", all_models(), ids=lambda m: type(m).__name__)
@@ -126,38 +92,6 @@ def test_lsuv_says_which_layer_cannot_reach_the_target() -> None:
         LSUV()(MLP((1, 4, 4), 10), torch.zeros(8, 1, 4, 4))  # a constant batch: variance 0
 
 
-def test_fixup_follows_the_paper() -> None:
-    model = ResNet((1, 28, 28), 10, depth=20, norm="none")
-    Fixup()(model)
-    blocks = list(model.blocks)
-    for block in blocks:
-        assert torch.all(block.conv2.weight == 0)
-        fan_in = block.conv1.weight[0].numel()
-        expected = math.sqrt(2 / fan_in) / math.sqrt(len(blocks))
-        assert block.conv1.weight.std().item() == pytest.approx(expected, rel=0.15)
-        assert block.fixup.scale.item() == 1 and block.fixup.bias1a.item() == 0
-    assert torch.all(model.head[-1].weight == 0)
-    assert torch.all(model(torch.randn(4, 1, 28, 28)) == 0)
-    assert sum(1 for n, _ in model.named_parameters() if "fixup" in n) == 5 * len(blocks)
-
-
-def test_fixup_refuses_a_model_without_residual_blocks() -> None:
-    with pytest.raises(NotApplicable, match="use it with model=resnet"):
-        Fixup()(MLP((1, 28, 28), 10))
-
-
-@pytest.mark.parametrize("norm", ["none", "layernorm"])
-def test_zero_init_residual_with_any_strategy(norm: str) -> None:
-    model = ResNet((1, 28, 28), 10, depth=8, norm=norm)
-    VarianceScaling(zero_init_residual=True)(model)
-    for block in model.blocks:
-        last = block.norm2 if norm == "layernorm" else block.conv2
-        assert torch.all(last.weight == 0)
-        assert torch.any(block.conv1.weight != 0)
-    x = torch.randn(2, 16, 28, 28).relu()
-    torch.testing.assert_close(model.blocks[0](x), x)  # each block starts as the identity
-
-
 def test_recurrent_weights_orthogonal_per_gate() -> None:
     model = LSTMClassifier((1, 28, 28), 10)
     VarianceScaling(recurrent_orthogonal=True)(model)
@@ -165,8 +99,9 @@ def test_recurrent_weights_orthogonal_per_gate() -> None:
         if target.recurrent:
             w = target.tensor
             torch.testing.assert_close(w @ w.T, torch.eye(128), atol=1e-4, rtol=0)
-        elif target.module is model.lstm:  # input weights: kaiming, std sqrt(5/3)^2 / sqrt(28)
-            assert target.tensor.std().item() == pytest.approx(5 / 3 / math.sqrt(28), rel=0.05)
+        elif target.module is model.lstm:  # input weights: kaiming with the LSTM's gain (tanh's)
+            expected = reference_gain("tanh") / math.sqrt(28)
+            assert target.tensor.std().item() == pytest.approx(expected, rel=0.05)
 
 
 def _last_layer_std(activation: str, strategy) -> float:
@@ -206,6 +141,14 @@ def test_signal_propagation_through_50_layers() -> None:
             "+init._partial_=true",
             "+init.scale=0.7",
         ],
+        ["model.activation=softsign"],
+        ["model=cnn", "model.activation=softsign"],
+        ["model=resnet", "model.depth=8", "model.activation=softsign"],
+        ["init=sparse"],
+        ["init=sparse", "model=lstm"],
+        ["init=trunc_normal", "model=cnn"],
+        ["init=rezero", "model=resnet", "model.depth=8"],
+        ["init=skipinit", "model=resnet", "model.depth=8", "model.norm=none"],
     ],
     ids=lambda o: " ".join(o),
 )
@@ -235,42 +178,6 @@ def test_custom_callable_gets_the_batch_by_keyword_only() -> None:
     assert seen["scale"] == 0.5  # not the batch
     apply_init(lambda m, **kwargs: seen.update(kwargs), model, batch)
     assert seen["batch"] is batch
-
-
-INIT_FILES = sorted(p.stem for p in (CONF_DIR / "init").glob("*.yaml"))
-# The combinations that cannot hold: each is refused by name, before training.
-ZERO_BRANCH = "with zero_init_residual=true: a zero branch times a zero scalar gets no gradient"
-REFUSED = {
-    ("fixup", "batchnorm"): "fixup is for normalization-free residual nets: use model.norm=none",
-    ("spectral init.parametrize=true", "none"): "cannot keep 'blocks.0.conv2.weight' at zero",
-    **{("irnn", n): "use it with model=rnn model.activation=relu" for n in ("none", "batchnorm")},
-    **{(i, n): ZERO_BRANCH for i in ("rezero", "skipinit") for n in ("none", "batchnorm")},
-    ("skipinit", "batchnorm"): "skipinit is for normalization-free residual nets",
-}
-
-
-@pytest.mark.parametrize("norm", ["none", "batchnorm"])
-@pytest.mark.parametrize("init", [*INIT_FILES, "spectral init.parametrize=true"])
-def test_zero_init_residual_with_every_strategy(make_cfg, init: str, norm: str) -> None:
-    name, *extra = init.split()
-    strategy = instantiate(make_cfg(f"init={name}", "++init.zero_init_residual=true", *extra).init)
-    model, batch = ResNet((1, 28, 28), 10, depth=8, norm=norm), torch.randn(32, 1, 28, 28)
-    if (init, norm) in REFUSED:
-        with pytest.raises(NotApplicable, match=re.escape(REFUSED[init, norm])):
-            apply_init(strategy, model, batch)
-        return
-    apply_init(strategy, model, batch)
-    assert all(torch.isfinite(p).all() for p in model.parameters())
-    x = model.stem(batch)
-    for block in model.blocks:  # each block starts as the identity (its shortcut)
-        y = block(x)
-        torch.testing.assert_close(y, nn.functional.relu(block.shortcut(x)))
-        x = y
-
-
-def test_fixup_refuses_a_resnet_with_normalization() -> None:
-    with pytest.raises(NotApplicable, match=r"use model.norm=none \(this ResNet has BatchNorm2d\)"):
-        Fixup()(ResNet((1, 28, 28), 10, depth=8, norm="batchnorm"))
 
 
 def test_a_strategy_that_applies_to_no_layer_stops_unless_asked() -> None:

@@ -1,18 +1,22 @@
 """Every choice of every group composes and instantiates; bad values fail early and plainly."""
 
+import math
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import get_class
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig
 
 from datamodules import DataNotFoundError
+from tests.support import CONF_DIR, ROOT
 from train import build, train
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 GROUPS = [
     "data",
     "model",
@@ -39,17 +43,46 @@ PAIRED = {
 }
 
 
+def _lr_factor(cfg: DictConfig, step: int, total: int) -> float:
+    """The schedule's factor at ``step`` of ``total``, as its YAML comment states it."""
+    name, scheduler = cfg.hydra.runtime.choices.scheduler, cfg.scheduler
+    if name == "constant":
+        return 1.0
+    if name == "cosine":  # from the optimizer's lr to 0 over the run (no warmup configured)
+        assert scheduler.warmup == 0
+        return 0.5 * (1 + math.cos(math.pi * step / total))
+    if name == "multistep":  # times gamma at each milestone, given as fractions of the run
+        return scheduler.gamma ** sum(step >= m * total for m in scheduler.milestones)
+    raise AssertionError(f"a new scheduler, {name}: add its formula here")
+
+
+def _expected_callbacks(cfg: DictConfig) -> Counter:
+    """The callback types the config names, without the progress bar the trainer's switch
+    drops, plus the statistics unless stats=off."""
+    types = [get_class(c._target_) for c in cfg.callbacks.values()]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        types = [t for t in types if not issubclass(t, ProgressBar)]
+    if cfg.hydra.runtime.choices.stats != "off":
+        types.append(get_class(cfg.stats._target_))
+    return Counter(types)
+
+
 @pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
 def test_every_choice_composes_and_builds(make_cfg, group: str, choice: str) -> None:
     cfg = make_cfg(f"{group}={choice}", *PAIRED.get((group, choice), []))
+    assert cfg.hydra.runtime.choices[group] == choice
     trainer, module, _ = build(cfg)
     optimizer = module.optimizer_factory(module.parameters())
-    scheduler = module.scheduler_factory(optimizer, 10)
-    for _ in range(10):
+    total = 20  # the milestones (50 %, 75 %) fall on whole steps: no rounding to argue over
+    scheduler = module.scheduler_factory(optimizer, total)
+    for step in range(total + 1):
+        expected = cfg.optimizer.lr * _lr_factor(cfg, step, total)
+        assert scheduler.get_last_lr() == pytest.approx([expected], abs=1e-12), step
         optimizer.step()
         scheduler.step()
-    assert all(lr >= 0 for lr in scheduler.get_last_lr())
-    assert len(trainer.callbacks) >= 2
+    found = Counter(type(c) for c in trainer.callbacks)
+    assert not _expected_callbacks(cfg) - found, (_expected_callbacks(cfg), found)
+    assert not any(isinstance(c, ProgressBar) for c in trainer.callbacks)  # FAST switches it off
 
 
 def test_kaiming_is_an_alias_of_kaiming_normal(make_cfg) -> None:

@@ -13,7 +13,7 @@ from callbacks import LayerStats
 from callbacks.depth_figures import DEPTH_STATS, depth_figure
 from callbacks.figures import colorful_dimension_figure, signal_propagation_figure
 from callbacks.watched import STAT_PREFIX, parse_stat_tag, stat_tag
-from tests.conftest import FAST
+from tests.support import FAST
 from train import build, compose
 
 MIN_WIDTH = 900  # px: a hundred layer names stay legible

@@ -12,10 +12,9 @@ import torch
 
 from callbacks.watched import parse_stat_tag
 from sweeps.sweep import scalar_curves
-from tests.conftest import CONF_DIR, FAST_CLI
+from tests.support import FAST_CLI, ROOT
 from train import build
 
-ROOT = CONF_DIR.parent
 STATS = ("act_mean", "act_std", "act_rms", "act_zero_frac", "act_dead_frac", "act_grad_std")
 STATS += ("act_grad_norm", "act_grad_max", "grad_norm", "weight_norm")
 

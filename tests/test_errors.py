@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 from torchvision import datasets
 
-from tests.conftest import CONF_DIR, FAST_CLI
-from tests.test_readme import OFFLINE, README
+from tests.support import FAST_CLI, OFFLINE, README, ROOT
 from train import error_message, train
-
-ROOT = CONF_DIR.parent
 
 
 def _table() -> list[tuple[str, str, str]]:

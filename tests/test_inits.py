@@ -1,31 +1,37 @@
-"""The variance-scaling family matches its formulas and torch.nn.init, with per-layer rules."""
+"""The variance-scaling family matches its formulas and torch.nn.init, with per-layer rules; the
+gain it derives from the model's activation matches calculate_gain or the second-moment formula."""
 
 import logging
 import math
 
 import pytest
 import torch
+from scipy import integrate
 from torch import nn
 
+from callbacks.watched import watched_modules
 from inits import (
     Default,
     Normal,
     VarianceScaling,
     activation_gain,
     fans,
+    model_gain,
     variance_scaling_,
     weight_targets,
 )
 from models import CNN, MLP, LSTMClassifier, ResNet
+from tests.support import reference_gain
 
 SHAPES = {"linear": (256, 384), "conv": (64, 32, 3, 3)}
+RELU, TANH = nn.init.calculate_gain("relu"), nn.init.calculate_gain("tanh")
 TORCH_EQUIVALENTS = [
     # (our mode, distribution, gain) == torch function with the same seed
-    ("fan_in", "normal", math.sqrt(2), lambda t: nn.init.kaiming_normal_(t, nonlinearity="relu")),
-    ("fan_out", "normal", math.sqrt(2), lambda t: nn.init.kaiming_normal_(t, mode="fan_out")),
-    ("fan_in", "uniform", math.sqrt(2), lambda t: nn.init.kaiming_uniform_(t, nonlinearity="relu")),
+    ("fan_in", "normal", RELU, lambda t: nn.init.kaiming_normal_(t, nonlinearity="relu")),
+    ("fan_out", "normal", RELU, lambda t: nn.init.kaiming_normal_(t, mode="fan_out")),
+    ("fan_in", "uniform", RELU, lambda t: nn.init.kaiming_uniform_(t, nonlinearity="relu")),
     ("fan_avg", "normal", 1.0, nn.init.xavier_normal_),
-    ("fan_avg", "uniform", 5 / 3, lambda t: nn.init.xavier_uniform_(t, gain=5 / 3)),
+    ("fan_avg", "uniform", TANH, lambda t: nn.init.xavier_uniform_(t, gain=TANH)),
 ]
 
 
@@ -64,24 +70,48 @@ def test_bad_options_are_named() -> None:
         VarianceScaling(distribution="gaussian")
 
 
-@pytest.mark.parametrize(
-    ("activation", "gain"),
-    [
-        ("relu", math.sqrt(2)),
-        ("tanh", 5 / 3),
-        ("linear", 1.0),
-        ("selu", 0.75),
-        ("leaky_relu", math.sqrt(2 / (1 + 0.01**2))),
-        ("gelu", 1 / math.sqrt(0.42522)),
-    ],
-)
-def test_gain_follows_the_models_activation(activation: str, gain: float) -> None:
-    assert activation_gain(activation) == pytest.approx(gain)
+@pytest.mark.parametrize("activation", ["relu", "tanh", "linear", "selu", "leaky_relu", "gelu"])
+def test_gain_follows_the_models_activation(activation: str) -> None:
+    # the models' leaky_relu has torch's default slope, 0.01
+    gain = reference_gain(activation, 0.01 if activation == "leaky_relu" else None)
+    rel = 1e-5 if activation == "gelu" else 1e-12  # GELU's E[f(z)^2] is kept to 5 digits
+    assert activation_gain(activation) == pytest.approx(gain, rel=rel)
     model = MLP((1, 32, 32), 10, depth=2, width=1024, activation=activation)
     VarianceScaling(mode="fan_in")(model)
     assert model.layers[1][0].weight.std().item() == pytest.approx(gain / 32, rel=0.02)
     VarianceScaling(mode="fan_in", gain=1.0)(model)  # an explicit gain overrides
     assert model.layers[1][0].weight.std().item() == pytest.approx(1 / 32, rel=0.02)
+
+
+def test_softsign_gain_is_one_over_its_second_moment() -> None:
+    def density(z: float) -> float:
+        return (z / (1 + z)) ** 2 * math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+    second_moment = 2 * integrate.quad(density, 0, math.inf, epsabs=1e-12)[0]
+    torch.manual_seed(0)
+    sampled = nn.functional.softsign(torch.randn(4_000_000, dtype=torch.float64)).square().mean()
+    assert sampled.item() == pytest.approx(second_moment, rel=2e-3)
+    gain, label = model_gain(MLP((1, 28, 28), 10, activation="softsign"), "test")
+    assert label == "Softsign"
+    assert gain == pytest.approx(1 / math.sqrt(second_moment), rel=1e-4)
+    assert gain == pytest.approx(2.3375, abs=1e-3)
+
+
+def test_softsign_gain_keeps_unit_preactivations_through_depth() -> None:
+    torch.manual_seed(0)
+    model = MLP((512,), 10, depth=30, width=512, activation="softsign")
+    VarianceScaling()(model)  # gain from the Softsign modules
+    x = torch.randn(512, 512) / reference_gain("softsign")  # second moment E[softsign(z)^2]
+    for layer in model.layers[:-1]:
+        x = layer[0](x)  # the Linear: the pre-activation, unit variance at every depth
+        assert x.std().item() == pytest.approx(1.0, abs=0.15)
+        x = layer[2](layer[1](x))
+
+
+def test_softsign_saturation_is_watched_like_tanh() -> None:
+    model = MLP((1, 28, 28), 10, activation="softsign")
+    bounded = {type(w.module): w.bounded for w in watched_modules(model)}
+    assert bounded[nn.Softsign] == "tanh"
 
 
 @pytest.mark.parametrize("norm", ["none", "layernorm"])
@@ -155,10 +185,10 @@ def _user_net(*activations: nn.Module) -> nn.Sequential:
 @pytest.mark.parametrize(
     ("activation", "gain", "label"),
     [
-        (nn.ReLU(), math.sqrt(2), "ReLU"),
-        (nn.LeakyReLU(0.2), math.sqrt(2 / (1 + 0.2**2)), "LeakyReLU(0.2)"),
-        (nn.Tanh(), 5 / 3, "Tanh"),
-        (nn.GELU(), 1 / math.sqrt(0.42522), "GELU"),
+        (nn.ReLU(), reference_gain("relu"), "ReLU"),
+        (nn.LeakyReLU(0.2), reference_gain("leaky_relu", 0.2), "LeakyReLU(0.2)"),
+        (nn.Tanh(), reference_gain("tanh"), "Tanh"),
+        (nn.GELU(), reference_gain("gelu"), "GELU"),
     ],
 )
 def test_gain_comes_from_the_activation_modules(activation, gain, label, caplog) -> None:
@@ -206,5 +236,6 @@ def test_models_state_their_activation_through_their_modules(caplog) -> None:
     with caplog.at_level(logging.INFO):
         VarianceScaling()(MLP((1, 8, 8), 10, activation="linear", norm="layernorm"))
         VarianceScaling()(LSTMClassifier((1, 8, 8), 10))
-    assert "gain 1 (linear)" in caplog.text and "gain 1.667 (LSTM)" in caplog.text
+    lstm = f"gain {reference_gain('tanh'):.4g} (LSTM)"  # the LSTM's tanh: 1.667
+    assert "gain 1 (linear)" in caplog.text and lstm in caplog.text
     assert not any(r.levelno >= logging.WARNING for r in caplog.records)

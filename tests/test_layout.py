@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _imports(path: Path) -> set[str]:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import FAST_CLI
+from tests.support import FAST_CLI, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NOT_SHIPPED = ("tests",)  # top-level folders whose modules stay in the checkout
 
 

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from population.run import build_members, train_population
 from runs.build import build_run
-from tests.conftest import member_runs
+from tests.support import member_runs
 from train import train
 
 SMALL_MODELS = {

@@ -24,10 +24,9 @@ from benchmarks.speed.sweep_speed import launchers
 from population.groups import ALONE, Batch, plan
 from runs.lifecycle import start_record
 from runs.record import RunRecord
-from tests.conftest import CONF_DIR, FAST_CLI
+from tests.support import CONF_DIR, FAST_CLI, ROOT
 
 Make = Callable[..., DictConfig]
-ROOT = CONF_DIR.parent
 
 
 def _plan(make_cfg: Make, jobs: list[str], max_members: int = 32, *common: str) -> list[Batch]:
@@ -73,8 +72,9 @@ UNSUPPORTED = {
     "model=mlp model.depth=0": "model=mlp: it does not build (ValueError: model.depth",
     "+callbacks.stop._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.stop (a population",
     "callbacks.lr_monitor.logging_interval=epoch": "callbacks.lr_monitor.logging_interval=epoch",
-    "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch": "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch",
 }
+NOT_A_CHECKPOINT = "callbacks.model_checkpoint._target_=tests.helpers.StopAfterFirstEpoch"
+UNSUPPORTED[NOT_A_CHECKPOINT] = NOT_A_CHECKPOINT
 
 
 @pytest.mark.parametrize(("setting", "reason"), UNSUPPORTED.items(), ids=list(UNSUPPORTED))

@@ -20,7 +20,7 @@ from callbacks.watched import STAT_PREFIX, watched_modules
 from models import CNN
 from population.run import train_population
 from population.stacked import stack
-from tests.conftest import member_runs
+from tests.support import member_runs
 from train import train
 
 K = 3

@@ -15,14 +15,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import Container, DictConfig, OmegaConf
 
-from tests.conftest import CONF_DIR, FAST_CLI
+from tests.support import CONF_DIR, FAST_CLI, OFFLINE, README, ROOT
 
-ROOT = CONF_DIR.parent
-README = (ROOT / "README.md").read_text()
 FLAGS = {"-m", "--multirun", "--help", "--cfg", "job", "hydra", "all"}  # not overrides
-# Any attempt to reach the network fails at once (nothing listens on port 9 of loopback).
-OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
 
 
 def _shell_snippets(text: str) -> list[str]:
@@ -60,13 +57,32 @@ MODULE_COMMANDS = [
 ]
 
 
-def _compose(overrides: list[str], searchpath: Path | None = None) -> None:
+def _compose(overrides: list[str], searchpath: Path | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     if searchpath is not None:
         overrides = [*overrides, f"hydra.searchpath=[file://{searchpath}]"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        compose("config", overrides=overrides, return_hydra_config=True)
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
     GlobalHydra.instance().clear()
+    return cfg
+
+
+def _assert_took_effect(cfg: DictConfig, overrides: list[str]) -> None:
+    """Each plain ``key=value`` override is in ``cfg``: a group's choice in
+    ``hydra.runtime.choices``, any other key at its value. Deletions, package overrides and
+    values that interpolate (``${...}``, resolved only in a run) are not checked."""
+    choices = cfg.hydra.runtime.choices
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key, value = override.key_or_group, override.value()
+        if override.is_delete() or override.package is not None or "${" in str(value):
+            continue
+        if key in choices:
+            assert choices[key] == value, (key, choices[key], value)
+            continue
+        actual = OmegaConf.select(cfg, key, throw_on_missing=True)
+        if isinstance(actual, Container):
+            actual = OmegaConf.to_container(actual)
+        assert actual == value, (key, actual, value)
 
 
 def _yaml_examples(tmp_path: Path) -> Path:
@@ -95,12 +111,13 @@ def test_every_train_command_composes(args: list[str], tmp_path: Path) -> None:
     for i, override in enumerate(parsed):
         if override.is_sweep_override():
             plain[i] = f"{override.get_key_element()}={next(override.sweep_string_iterator())}"
-    _compose(plain, _yaml_examples(tmp_path))
+    _assert_took_effect(_compose(plain, _yaml_examples(tmp_path)), plain)
     for i, override in enumerate(parsed):
         if override.is_sweep_override():
             for value in override.sweep_string_iterator():
                 key = override.get_key_element()
-                _compose(plain[:i] + [f"{key}={value}"] + plain[i + 1 :], tmp_path)
+                swept = plain[:i] + [f"{key}={value}"] + plain[i + 1 :]
+                _assert_took_effect(_compose(swept, tmp_path), swept)
 
 
 class _Parsed(Exception):

@@ -11,6 +11,7 @@ from callbacks.watched import watched_modules
 from inits import IRNN, LSUV, NotApplicable, Orthogonal, VarianceScaling, weight_targets
 from inits.lsuv import _layer_sequences
 from models import MLP, GRUClassifier, LSTMClassifier, RNNClassifier
+from tests.support import reference_gain
 from train import train
 
 
@@ -52,21 +53,25 @@ def test_rnn_weights_are_single_matrices_and_recurrent_orthogonal_applies() -> N
     w = model.rnn.weight_hh_l0
     torch.testing.assert_close(w @ w.T, torch.eye(256), atol=1e-4, rtol=0)
     std = model.rnn.weight_ih_l0.std().item()  # kaiming with ReLU's gain, read from nn.RNN
-    assert std == pytest.approx(math.sqrt(2 / 28), rel=0.03)
+    assert std == pytest.approx(reference_gain("relu") / math.sqrt(28), rel=0.03)
     assert torch.all(model.rnn.bias_ih_l0 == 0) and torch.all(model.rnn.bias_hh_l0 == 0)
 
 
 @pytest.mark.parametrize(
     ("model", "gain", "label"),
     [
-        (RNNClassifier((1, 28, 28), 10, hidden_size=512), 5 / 3, "tanh"),
-        (RNNClassifier((1, 28, 28), 10, hidden_size=512, activation="relu"), math.sqrt(2), "relu"),
+        (RNNClassifier((1, 28, 28), 10, hidden_size=512), reference_gain("tanh"), "tanh"),
         (
-            RNNClassifier((1, 28, 28), 10, hidden_size=512, activation="relu", norm="layernorm"),
-            math.sqrt(2),
+            RNNClassifier((1, 28, 28), 10, hidden_size=512, activation="relu"),
+            reference_gain("relu"),
             "relu",
         ),
-        (GRUClassifier((1, 28, 28), 10, hidden_size=512), 5 / 3, "GRU"),
+        (
+            RNNClassifier((1, 28, 28), 10, hidden_size=512, activation="relu", norm="layernorm"),
+            reference_gain("relu"),
+            "relu",
+        ),
+        (GRUClassifier((1, 28, 28), 10, hidden_size=512), reference_gain("tanh"), "GRU"),
     ],
     ids=["rnn-tanh", "rnn-relu", "rnn-relu-layernorm", "gru"],
 )

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import CONF_DIR
+from tests.support import CONF_DIR
 
 SCRIPT = textwrap.dedent(
     """

@@ -21,9 +21,8 @@ from sweeps.keys import swept_keys
 from sweeps.plots import _layer_output_tags, _mark_divergence, _mean_at
 from sweeps.report import write_report
 from sweeps.sweep import Sweep, SweepRun
-from tests.conftest import CONF_DIR, FAST_CLI
+from tests.support import CONF_DIR, FAST_CLI, ROOT
 
-ROOT = CONF_DIR.parent
 # kaiming trains, normal_large diverges on a 10-layer MLP, raises (tests/conf/init/) fails.
 SWEEP = [
     "init=kaiming_normal,normal_large,raises",

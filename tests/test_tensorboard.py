@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONF_DIR, FAST_CLI
+from tests.support import FAST_CLI, ROOT
 from tools.screenshots import free_port, start_tensorboard, stop
 
-ROOT = CONF_DIR.parent
 SWEEP = ["init=kaiming_normal,xavier_normal", "seed=0,1", "model.depth=2", "model.width=16"]
 
 

@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from benchmarks.studies import zero_vs_kaiming
 from inits import NotApplicable, Orthogonal, ZerO, weight_targets, zero_
 from inits.zero import hadamard, hadamard_scale
 from models import CNN, MLP, LSTMClassifier, ResNet
@@ -109,6 +110,15 @@ def test_hadamard_avoids_the_rank_collapse_of_a_partial_identity() -> None:
             ranks[name] = at_init, _hidden_ranks(model, x)[0]
     assert ranks["partial identity"] == ([20, 20, 20], 20)
     assert ranks["ZerO"] == ([32, 32, 32], 32)
+
+
+def test_partial_identity_is_eye_where_zero_uses_the_hadamard() -> None:
+    model = MLP((784,), 10, depth=2, width=1024)
+    zero_vs_kaiming.PartialIdentity()(model)
+    widening, square, head = (t.tensor for t in weight_targets(model))
+    assert torch.equal(widening, torch.eye(1024, 784))  # ZerO: a Hadamard here
+    assert not torch.equal(zero_(torch.empty(1024, 784)), widening)
+    assert torch.equal(square, torch.eye(1024)) and torch.equal(head, torch.eye(10, 1024))
 
 
 def test_training_starts_every_weight_gets_a_gradient() -> None:

@@ -62,7 +62,9 @@ class PopulationLauncher(Launcher):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
