@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from runs.compose import CONFIG_DIR, compose
+from runs.preflight import preflight
 from runs.single import build, train
 from sweeps.callback import exit_status
 
@@ -46,6 +47,23 @@ def error_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error} (HYDRA_FULL_ERROR=1 shows the traceback)"
 
 
+def _traceback_to_files(error: BaseException) -> None:
+    """The failed run's traceback into its ``train.log`` (the file handlers of its job's
+    logging), not the sweep's console."""
+    record = log.makeRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "traceback",
+        (),
+        (type(error), error, error.__traceback__),
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """One run. A failure is one clear line and exit status 1 (``HYDRA_FULL_ERROR=1``: the
@@ -55,7 +73,10 @@ def main(cfg: DictConfig) -> float | None:
         return train(cfg).metrics.get("val/acc")
     except Exception as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            log.exception("run failed (recorded in metrics.json); the sweep goes on")
+            log.error(
+                "run failed: %s (recorded in metrics.json); the sweep goes on", error_message(error)
+            )
+            _traceback_to_files(error)
             return None
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -64,5 +85,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    problem = preflight(sys.argv[1:])  # a misspelt key or choice: one message, before Hydra's
+    if problem:
+        sys.exit(problem)
     main()
     sys.exit(exit_status())  # a sweep: the runs it lost (sweeps.callback)

@@ -23,6 +23,7 @@ from inits import apply_init
 from models import Classifier
 from models.classifier import OptimizerFactory, SchedulerFactory
 from models.parametrization import build_optimizer
+from runs.validate import validate
 
 
 @dataclass
@@ -51,13 +52,15 @@ class RunParts:
 
 
 def build_run(cfg: DictConfig, datamodule: L.LightningDataModule | None = None) -> RunParts:
-    """Instantiate and check every part of ``cfg``'s run, then build and initialize its model.
+    """Check every value of ``cfg`` (``runs.validate``), instantiate and check every part of
+    its run, then build and initialize its model.
 
     Args:
         cfg: the run's resolved config.
         datamodule: a dataset already loaded (a population's, shared by its members); by
             default the run's own, from ``cfg.data``.
     """
+    validate(cfg)  # every value's type and range, before anything is built or read
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
     L.seed_everything(cfg.seed, workers=True)
