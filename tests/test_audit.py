@@ -16,6 +16,7 @@ def audit(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Pa
     return out, {row["init"]: row for row in run(out, True, overrides)["audit"]}
 
 
+@pytest.mark.slow
 def test_kaiming_keeps_the_signal_of_a_deep_relu_mlp_best(audit) -> None:
     _, rows = audit
     assert set(rows) == set(QUICK)
@@ -28,12 +29,14 @@ def test_kaiming_keeps_the_signal_of_a_deep_relu_mlp_best(audit) -> None:
     assert "grow" in rows["normal_large"]["reason"]
 
 
+@pytest.mark.slow
 def test_a_refusing_init_is_listed_with_its_reason(audit) -> None:
     _, rows = audit
     assert rows["fixup"]["rank"] == ""
     assert rows["fixup"]["reason"].startswith("not applicable: fixup needs residual blocks")
 
 
+@pytest.mark.slow
 def test_writes_the_table_and_a_wide_figure(audit) -> None:
     out, _ = audit
     page = (out / "results.md").read_text()

@@ -25,6 +25,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Pa
     return out, run_all(out, quick=True, overrides=TINY_DATA + [f"data.root={data_root}"])
 
 
+@pytest.mark.slow
 def test_report_links_every_experiment(quick) -> None:
     out, results = quick
     report = (out / "report.md").read_text()
@@ -42,6 +43,7 @@ def _rows(results: dict, experiment: str, table: str) -> dict[str, dict]:
     return {row[next(iter(row))]: row for row in results[experiment][table]}
 
 
+@pytest.mark.slow
 def test_matmul_explosion_claims(quick) -> None:
     rows = _rows(quick[1], "matmul_explosion", "matmul_explosion")
     assert 20 <= rows["N(0,1)"]["_break_mean"] <= 40  # overflows within 20-40 steps
@@ -56,6 +58,7 @@ def test_matmul_explosion_claims(quick) -> None:
         assert 0.85 <= row["_plain"] <= 1.15 and 0.4 <= row["_relu"] <= 0.6
 
 
+@pytest.mark.slow
 def test_signal_vs_depth_claims(quick) -> None:
     rows = {
         (r["activation"], r["init"]): r["_last"]
@@ -73,6 +76,7 @@ def test_signal_vs_depth_claims(quick) -> None:
             assert value < spread["xavier_normal", depth] / 5  # dynamical isometry
 
 
+@pytest.mark.slow
 def test_deep_linear_claims(quick) -> None:
     rows = quick[1]["deep_linear"]["deep_linear"]
     steps = {(r["init"], r["depth"]): r["_steps"] for r in rows}
@@ -81,6 +85,7 @@ def test_deep_linear_claims(quick) -> None:
     assert steps["orthogonal", deepest] < 3 * steps["orthogonal", min(d for _, d in steps)]
 
 
+@pytest.mark.slow
 def test_coord_check_claims(quick) -> None:
     rows = quick[1]["coord_check"]["coord_check"]
     readout = {
@@ -95,6 +100,7 @@ def test_coord_check_claims(quick) -> None:
     assert len(figures) == 4 and all(Image.open(f).width >= 1000 for f in figures)
 
 
+@pytest.mark.slow
 def test_quick_modes_write_their_tables_and_figures(quick) -> None:
     out, _ = quick
     for name, figure in (
@@ -106,6 +112,7 @@ def test_quick_modes_write_their_tables_and_figures(quick) -> None:
         assert (out / name / f"{figure}.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_deep_nets_far_in_the_ordered_phase_train_worse_than_near_criticality(quick) -> None:
     rows = {(r["depth"], r["sigma_w^2"]): r for r in quick[1]["edge_of_chaos"]["trained"]}
     deep = max(d for d, _ in rows)
@@ -117,6 +124,7 @@ def test_deep_nets_far_in_the_ordered_phase_train_worse_than_near_criticality(qu
     assert all(r["_xi"] > 0 for r in phase)
 
 
+@pytest.mark.slow
 def test_irnn_quick_mode_compares_the_four_recurrent_setups(quick) -> None:
     # 6 steps on 48 images cannot rank the inits (the full run does): structure only
     rows = quick[1]["irnn_vs_lstm"]["irnn_vs_lstm"]
@@ -125,6 +133,7 @@ def test_irnn_quick_mode_compares_the_four_recurrent_setups(quick) -> None:
     assert all(r["diverged"] == 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_partial_identity_leaves_the_widened_units_dead_and_zero_does_not(quick) -> None:
     rows = {r["init"]: r["_facts"][0] for r in quick[1]["zero_vs_kaiming"]["zero_vs_kaiming"]}
     partial, zero = rows["partial identity"], rows["ZerO (Hadamard when widening)"]
@@ -133,6 +142,7 @@ def test_partial_identity_leaves_the_widened_units_dead_and_zero_does_not(quick)
     assert zero["zero_units"] == 0 and rows["Kaiming normal"]["zero_units"] == 0
 
 
+@pytest.mark.slow
 def test_throughput_table(quick) -> None:
     """Every configuration was trained, timed beside the raw loop and written: behaviour, not
     speed (how fast a shared machine runs is no test's business)."""

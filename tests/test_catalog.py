@@ -127,28 +127,35 @@ def test_signal_propagation_through_50_layers() -> None:
     assert _last_layer_std("relu", VarianceScaling(mode="fan_avg", gain=1.0)) < 1e-6
 
 
+def _run(*overrides: str):
+    """One end-to-end case: on the default MLP in the fast core; on a conv, recurrent or
+    residual net (1-2 s each on 2 CPU cores) in the slow set."""
+    slow = any(o.startswith("model=") and o != "model=mlp" for o in overrides)
+    return pytest.param(list(overrides), marks=[pytest.mark.slow] if slow else [])
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["init=lsuv", "model=cnn"],
-        ["init=fixup", "model=resnet", "model.norm=none", "model.depth=8"],
-        ["init=orthogonal", "model=lstm"],
-        ["init=delta_orthogonal", "model=resnet", "model.depth=8"],
-        ["init=spectral", "init.parametrize=true", "model=cnn"],
-        [
+        _run("init=lsuv", "model=cnn"),
+        _run("init=fixup", "model=resnet", "model.norm=none", "model.depth=8"),
+        _run("init=orthogonal", "model=lstm"),
+        _run("init=delta_orthogonal", "model=resnet", "model.depth=8"),
+        _run("init=spectral", "init.parametrize=true", "model=cnn"),
+        _run(
             "init=default",
             "init._target_=tests.helpers.scaled_orthogonal",
             "+init._partial_=true",
             "+init.scale=0.7",
-        ],
-        ["model.activation=softsign"],
-        ["model=cnn", "model.activation=softsign"],
-        ["model=resnet", "model.depth=8", "model.activation=softsign"],
-        ["init=sparse"],
-        ["init=sparse", "model=lstm"],
-        ["init=trunc_normal", "model=cnn"],
-        ["init=rezero", "model=resnet", "model.depth=8"],
-        ["init=skipinit", "model=resnet", "model.depth=8", "model.norm=none"],
+        ),
+        _run("model.activation=softsign"),
+        _run("model=cnn", "model.activation=softsign"),
+        _run("model=resnet", "model.depth=8", "model.activation=softsign"),
+        _run("init=sparse"),
+        _run("init=sparse", "model=lstm"),
+        _run("init=trunc_normal", "model=cnn"),
+        _run("init=rezero", "model=resnet", "model.depth=8"),
+        _run("init=skipinit", "model=resnet", "model.depth=8", "model.norm=none"),
     ],
     ids=lambda o: " ".join(o),
 )

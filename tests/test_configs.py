@@ -137,6 +137,7 @@ def _cli(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_help_lists_groups_and_choices() -> None:
     text = _cli("--help")
     for needle in (
@@ -148,6 +149,7 @@ def test_help_lists_groups_and_choices() -> None:
         assert needle in text
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_resolved_config() -> None:
     text = _cli("--cfg", "job", "model=cnn", "init=xavier_uniform")
     assert "_target_: models.CNN" in text and "distribution: uniform" in text

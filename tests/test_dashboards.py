@@ -143,6 +143,7 @@ def test_colorful_dimension_puts_the_largest_values_at_the_top() -> None:
     assert len(fig.axes) == 2  # the colour bar
 
 
+@pytest.mark.slow
 def test_colorful_images_follow_their_period_between_logging_steps(make_cfg, tmp_path) -> None:
     """Logging every 2 steps, images every 3: drawn at the first logging step from each
     multiple of 3 on (0, 4) and at the end (6)."""

@@ -8,9 +8,8 @@ import torch
 from datamodules import CIFAR10DataModule, DataNotFoundError, MNISTDataModule
 from datamodules.augment import random_crop_flip
 from datamodules.batches import BatchIndices
+from tests.support import N_TEST, N_TRAIN, write_idx
 from train import train
-
-from .conftest import N_TEST, N_TRAIN, write_idx
 
 
 def test_split_is_fixed_and_normalized(data_root: Path) -> None:

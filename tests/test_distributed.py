@@ -38,6 +38,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> tuple[Pat
     return single, ddp
 
 
+@pytest.mark.slow
 def test_ddp_step0_statistics_equal_the_single_process_ones(runs) -> None:
     single, ddp = (scalar_curves(run) for run in runs)
     compared = 0
@@ -49,12 +50,14 @@ def test_ddp_step0_statistics_equal_the_single_process_ones(runs) -> None:
     assert ddp["train/loss_step"][0] == pytest.approx(single["train/loss_step"][0], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_ddp_ranks_start_from_the_same_weights(runs) -> None:
     ranks = [torch.load(runs[1] / f"weights_rank{r}.pt") for r in (0, 1)]
     for name, tensor in ranks[0].items():
         torch.testing.assert_close(tensor, ranks[1][name], rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.slow
 def test_ddp_writes_one_run_folder_and_one_metrics_file(runs) -> None:
     ddp = runs[1]
     assert sorted(p.name for p in ddp.parent.iterdir()) == ["ddp", "single"]
@@ -63,6 +66,7 @@ def test_ddp_writes_one_run_folder_and_one_metrics_file(runs) -> None:
     assert not any(p.is_dir() and p.name.startswith("version_") for p in ddp.iterdir())
 
 
+@pytest.mark.slow
 def test_ddp_ranks_stop_together_when_one_rank_diverges(tmp_path: Path, data_root: Path) -> None:
     """Rank 1 alone gets a NaN layer before step 4, the last step before a check (3 steps an
     epoch; checks after steps 1, 2 (epoch end), 4): rank 0's losses are all finite there, yet
@@ -79,6 +83,7 @@ def test_ddp_ranks_stop_together_when_one_rank_diverges(tmp_path: Path, data_roo
     assert record["steps"] == 5  # stopped at the check after step 4, not at the end (9 steps)
 
 
+@pytest.mark.slow
 def test_ddp_with_the_dataloader_path(tmp_path: Path, data_root: Path) -> None:
     """Lightning shards the DataLoader path with a DistributedSampler; validation still ends."""
     run = tmp_path / "run"

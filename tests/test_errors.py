@@ -60,6 +60,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_one_line_and_exits_1(data_root: Path, tmp_path: Path) -> None:
     args = ("model.norm=batchnrom", f"data.root={data_root}", f"hydra.run.dir={tmp_path}")
     result = _cli(*args, env={})

@@ -9,6 +9,7 @@ from inits.lsuv import _output_moments
 from models import CNN, MLP, ResNet
 
 
+@pytest.mark.slow
 def test_lsuv_leaves_batchnorm_statistics_as_they_were() -> None:
     model = ResNet((1, 28, 28), 10, depth=8, norm="batchnorm")
     LSUV()(model, torch.randn(32, 1, 28, 28))
@@ -31,7 +32,8 @@ def _models() -> list[nn.Module]:
     return [
         MLP((1, 28, 28), 10, depth=3, width=256),
         CNN((1, 28, 28), 10),
-        ResNet((1, 28, 28), 10, depth=8, norm="batchnorm"),
+        # 10-15 s on 2 CPU cores: LSUV's per-layer loop forwards the whole net each time
+        pytest.param(ResNet((1, 28, 28), 10, depth=8, norm="batchnorm"), marks=pytest.mark.slow),
     ]
 
 

@@ -15,6 +15,8 @@ import yaml
 
 from tests.support import FAST_CLI, ROOT
 
+pytestmark = pytest.mark.slow  # builds a wheel and installs it, in subprocesses
+
 NOT_SHIPPED = ("tests",)  # top-level folders whose modules stay in the checkout
 
 
@@ -66,7 +68,6 @@ def test_wheel_holds_every_module_and_config(built: tuple[Path, list[str]]) -> N
     assert missing == set(), f"add their packages to [tool.setuptools.packages.find]: {missing}"
 
 
-@pytest.mark.slow
 def test_installed_train_runs_from_its_own_conf(
     built: tuple[Path, list[str]], data_root: Path, tmp_path: Path
 ) -> None:

@@ -250,6 +250,7 @@ def _statuses(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_a_population_sweep_writes_every_run_and_the_report(data_root: Path, tmp_path: Path):
     inits = "init=xavier_normal,kaiming_normal"
     output, folder = _sweep(
@@ -267,6 +268,7 @@ def test_a_population_sweep_writes_every_run_and_the_report(data_root: Path, tmp
     assert "kaiming_normal" in (folder / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_recurrent_runs_of_a_population_sweep_run_alone(data_root: Path, tmp_path: Path):
     output, folder = _sweep(tmp_path, data_root, "model=mlp,lstm", "seed=0,1")
     assert "population of 2 runs: model=mlp; seed=0,1" in output
@@ -275,6 +277,7 @@ def test_recurrent_runs_of_a_population_sweep_run_alone(data_root: Path, tmp_pat
     assert set(_statuses(folder).values()) == {"finished"} and len(_statuses(folder)) == 4
 
 
+@pytest.mark.slow
 def test_sweep_speed_quick_times_each_launcher(data_root: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.speed.sweep_speed", "--quick"]
     command += ["--out", str(tmp_path)]

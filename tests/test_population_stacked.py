@@ -45,8 +45,11 @@ NORMS = ("none", "layernorm", "batchnorm")
 # scalars start equal in every member (0 and 1), so without noise a stacked copy applying member
 # 0's to all would pass.
 CASES = {
-    **{f"mlp-{a}-{n}": (mlp(activation=a, norm=n), [kaiming, xavier, None], False)
-       for a in ACTIVATIONS for n in NORMS},
+    **{
+        f"mlp-{a}-{n}": (mlp(activation=a, norm=n), [kaiming, xavier, None], False)
+        for a in ACTIVATIONS
+        for n in NORMS
+    },
     **{f"cnn-{n}": (cnn(n), [kaiming, xavier, None], False) for n in NORMS},
     **{f"resnet-{n}": (resnet(n), [kaiming, xavier, None], False) for n in NORMS},
     "resnet-fixup": (resnet("none"), [Fixup] * K, True),

@@ -25,8 +25,13 @@ from train import train
 
 K = 3
 MODELS = {
-    "mlp_layernorm_tanh": ["model=mlp", "model.depth=2", "model.width=16", "model.norm=layernorm",
-                           "model.activation=tanh"],
+    "mlp_layernorm_tanh": [
+        "model=mlp",
+        "model.depth=2",
+        "model.width=16",
+        "model.norm=layernorm",
+        "model.activation=tanh",
+    ],
     "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
     "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
 }
@@ -114,6 +119,7 @@ def _statistics(folder: Path) -> tuple[dict, dict[tuple[str, int], float]]:
     return {kind: sorted(tags[kind]) for kind in ("scalars", "histograms", "images")}, values
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_members_log_the_statistics_of_their_single_runs(
     make_cfg, tmp_path: Path, model: str
@@ -136,6 +142,7 @@ def test_members_log_the_statistics_of_their_single_runs(
                 assert got[tag, step] == pytest.approx(value, rel=1e-4, abs=1e-6), (variant, tag)
 
 
+@pytest.mark.slow
 def test_a_diverged_members_statistics_stop_and_the_others_go_on(make_cfg, tmp_path) -> None:
     common = [*MODELS["cnn"], "stats=full", "stats.every_n_steps=1", "trainer.log_every_n_steps=1"]
     common += ["stats.singular_values_every_n_steps=1", "trainer.limit_train_batches=6"]

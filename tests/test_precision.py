@@ -36,6 +36,7 @@ def _stats_at_step_0(make_cfg, run: Path, *overrides: str, plugin: dict | None =
     return {(r.stat, r.layer): r.value for r in stats.table if r.step == 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "plugin", "rel"),
     [

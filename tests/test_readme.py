@@ -147,6 +147,7 @@ def _quick_start(data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_quick_start_runs_offline_when_the_data_is_there(data_root: Path, tmp_path: Path):
     result = _quick_start(data_root, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -154,6 +155,7 @@ def test_quick_start_runs_offline_when_the_data_is_there(data_root: Path, tmp_pa
     assert "litlogger" not in result.stdout + result.stderr  # Lightning's advertisement
 
 
+@pytest.mark.slow
 def test_quick_start_without_data_fails_in_one_line(tmp_path: Path) -> None:
     result = _quick_start(tmp_path / "nothing", tmp_path)
     errors = [line for line in result.stdout.splitlines() if "[ERROR]" in line]
@@ -161,6 +163,7 @@ def test_quick_start_without_data_fails_in_one_line(tmp_path: Path) -> None:
     assert len(errors) == 1 and "network could not be reached" in errors[0], result.stdout
 
 
+@pytest.mark.slow
 def test_train_imports_and_composes_from_any_directory(tmp_path: Path) -> None:
     """What a notebook elsewhere does (the package is installed, not on the path)."""
     code = "import train; print(train.compose('model=cnn').model._target_)"

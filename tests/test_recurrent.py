@@ -183,10 +183,15 @@ def test_bad_recurrent_settings_are_named(build, message: str) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["model=rnn", "model.activation=relu", "init=irnn"],
-        ["model=rnn", "model.norm=layernorm", "init=lsuv"],
-        ["model=gru", "init=orthogonal"],
-        ["model=gru", "init=xavier_normal", "+init.recurrent_orthogonal=true"],
+        ["model=rnn", "model.activation=relu", "init=irnn"],  # the fast core's recurrent run
+        *(
+            pytest.param(overrides, marks=pytest.mark.slow)
+            for overrides in (
+                ["model=rnn", "model.norm=layernorm", "init=lsuv"],
+                ["model=gru", "init=orthogonal"],
+                ["model=gru", "init=xavier_normal", "+init.recurrent_orthogonal=true"],
+            )
+        ),
     ],
     ids=lambda o: " ".join(o),
 )

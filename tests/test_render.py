@@ -4,7 +4,9 @@ import subprocess
 import sys
 import textwrap
 
-from tests.support import CONF_DIR
+import pytest
+
+from tests.support import ROOT
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,11 +41,15 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_figures_drawn_in_workers_inside_a_fit_return() -> None:
     """Workers forked inside ``Trainer.fit`` inherit Lightning's SIGTERM handler; the pool must
     still end (it hung when its workers swallowed the terminate signal)."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=CONF_DIR.parent, capture_output=True, text=True,
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -67,6 +67,7 @@ def test_zeros_init_has_no_hidden_gradient(make_cfg) -> None:
     assert hidden and all(v == 0 for v in hidden)
 
 
+@pytest.mark.slow
 def test_normal_large_saturates_a_deep_tanh_mlp(make_cfg) -> None:
     # Pre-activations of std ~0.8 sqrt(1024) = 26: P(|z| < atanh(0.99) = 2.65) is about 0.08.
     stats, _ = _fit(
@@ -212,6 +213,7 @@ def test_zero_biases_give_no_ratio_at_step_0(make_cfg) -> None:
         assert max(_values(stats, stat, 0).values()) < 10, stat
 
 
+@pytest.mark.slow
 def test_tags_sort_by_depth_past_99_layers(make_cfg) -> None:
     # 50 x (Linear, LayerNorm, ReLU) + head: 101 watched modules, LayerNorms not watched.
     stats, module = _fit(

@@ -54,6 +54,7 @@ def _record(folder: Path, run: str) -> dict:
     return json.loads((folder / run / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
     result, folder = sweep
     assert result.returncode == 1, result.stderr[-2000:]  # exit status: the number that failed
@@ -71,6 +72,7 @@ def test_sweep_survives_a_failed_and_a_diverged_run(sweep) -> None:
     assert Image.open(folder / "loss_curves.png").size[0] >= 900
 
 
+@pytest.mark.slow
 def test_a_population_sweep_reports_what_the_basic_launcher_reports(
     sweep, data_root: Path, tmp_path: Path
 ) -> None:
@@ -96,6 +98,7 @@ def test_a_population_sweep_reports_what_the_basic_launcher_reports(
     assert body == basic_body
 
 
+@pytest.mark.slow
 def test_sweep_signal_figures_plot_layer_outputs_only(sweep) -> None:
     """Each run's record tells its layers from its activations."""
     _, folder = sweep
@@ -109,6 +112,7 @@ def test_sweep_signal_figures_plot_layer_outputs_only(sweep) -> None:
     assert len(tags) < len([t for t in run.curves if t.startswith("watched.act_std/")])
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_marked_where_it_stopped(sweep) -> None:
     runs = [r for r in Sweep.load(sweep[1]).runs if r.status == "diverged"]
     fig, ax = plt.subplots()
@@ -118,6 +122,7 @@ def test_a_diverged_run_is_marked_where_it_stopped(sweep) -> None:
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_summary_equals_the_runs_own_files(sweep) -> None:
     _, folder = sweep
     for row in _rows(folder).values():
@@ -131,6 +136,7 @@ def test_summary_equals_the_runs_own_files(sweep) -> None:
     assert cell in (folder / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_lists_killed_and_missing_runs(sweep, tmp_path: Path) -> None:
     folder = tmp_path / "sweep"
     shutil.copytree(sweep[1], folder)
@@ -162,6 +168,7 @@ def test_technical_keys_do_not_split_the_report() -> None:
     assert sweep.varying() == sweep.varying(ignore=()) == ["model"]
 
 
+@pytest.mark.slow
 def test_resume_skips_ended_runs_and_continues_the_rest(sweep, data_root, tmp_path: Path) -> None:
     """Re-run the same command with resume=true (here through the joblib launcher)."""
     log_dir = tmp_path / "logs"
@@ -198,6 +205,7 @@ def test_run_names_are_overrides_short_and_unique() -> None:
     assert len(a.encode()) <= MAX_NAME + 9 and a != b and a.startswith("+trainer.option_0")
 
 
+@pytest.mark.slow
 def test_job_folders_are_named_by_the_swept_values_only(sweep) -> None:
     """The sweep also fixes model.depth and a dozen technical keys: they stay out of the name
     and in the job's own overrides file."""

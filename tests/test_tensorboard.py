@@ -13,6 +13,8 @@ import pytest
 from tests.support import FAST_CLI, ROOT
 from tools.screenshots import free_port, start_tensorboard, stop
 
+pytestmark = pytest.mark.slow  # sweeps in subprocesses, then a TensorBoard server
+
 SWEEP = ["init=kaiming_normal,xavier_normal", "seed=0,1", "model.depth=2", "model.width=16"]
 
 
@@ -105,7 +107,6 @@ def test_aggregate_run_has_mean_and_spread(server) -> None:
     assert mean == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.slow
 def test_a_new_inits_knob_gets_a_column(data_root: Path, tmp_path: Path) -> None:
     """A YAML-only init (written here, found on Hydra's search path) with a knob no other init
     has: the real TensorBoard's HParams experiment lists ``init.<knob>``, with its value."""

@@ -16,8 +16,11 @@ MODELS = ["mlp", "cnn", "lstm", "resnet", "rnn", "gru"]
 NORMS_OF = {"lstm": ("none", "layernorm"), "rnn": ("none", "layernorm"), "gru": ("none",)}
 
 
-@pytest.mark.parametrize("data", ["mnist", "cifar10"])
-@pytest.mark.parametrize("norm", ["none", "layernorm", "batchnorm"])
+@pytest.mark.parametrize("data", ["mnist", pytest.param("cifar10", marks=pytest.mark.slow)])
+# Every model without a norm in the fast core; the norms and CIFAR's format in the slow set.
+@pytest.mark.parametrize(
+    "norm", ["none", *(pytest.param(n, marks=pytest.mark.slow) for n in ("layernorm", "batchnorm"))]
+)
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_and_norm_trains(make_cfg, model: str, norm: str, data: str) -> None:
     if norm not in NORMS_OF.get(model, (norm,)):

@@ -145,7 +145,11 @@ def test_zero_needs_a_matrix() -> None:
         zero_(torch.empty(5))
 
 
-@pytest.mark.parametrize("overrides", [["init=zerO"], ["init=zerO", "model=cnn"]], ids=str)
+@pytest.mark.parametrize(
+    "overrides",
+    [["init=zerO"], pytest.param(["init=zerO", "model=cnn"], marks=pytest.mark.slow)],
+    ids=str,
+)
 def test_zero_trains_end_to_end(make_cfg, overrides: list[str]) -> None:
     cfg = make_cfg(*overrides)
     assert isinstance(instantiate(cfg.init), ZerO)
