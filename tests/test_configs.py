@@ -101,9 +101,12 @@ def test_unknown_choice_lists_the_available_ones(make_cfg) -> None:
         ("model.norm=batchnrom", "unknown norm 'batchnrom'; choose one of: none, layernorm"),
         ("model=lstm model.norm=batchnorm", "unknown norm for the LSTM 'batchnorm'; choose one"),
         ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, tanh"),
-        ("optimizer.lr=-0.1", "Invalid learning rate: -0.1"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1: expected a number > 0"),
         ("init.mode=fan_middle", "unknown fan mode 'fan_middle'; choose one of: fan_in"),
-        ("data.batch_size=0", "data.batch_size must be positive, got 0"),
+        ("data.batch_size=0", "data.batch_size=0: expected an integer >= 1"),
+        ("seed=abc", "seed=abc: expected an integer >= 0 and <= 4294967295"),
+        ("model.depth=2.5", "model.depth=2.5: expected an integer >= 1"),
+        ("init=orthogonal init.gain=-1", "init.gain=-1: expected a number > 0, or null"),
     ],
 )
 def test_bad_value_fails_before_data_loads(make_cfg, override: str, message: str) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from torchvision import datasets
 
+from runs.preflight import preflight
+from runs.record import RunRecord
 from tests.support import FAST_CLI, OFFLINE, README, ROOT
 from train import error_message, train
 
@@ -34,24 +36,55 @@ def test_the_table_covers_the_bad_inputs_users_met() -> None:
         assert any(needle in c for c in commands), needle
 
 
+def _in_order(message: str, text: str) -> None:
+    """Each part of the documented message in ``text``, in order ('…': a path or a list)."""
+    position = 0
+    for part in message.split("…"):
+        found = text.find(part, position)
+        assert found >= 0, f"{part!r} not in {text!r}"
+        position = found + len(part)
+
+
 @pytest.mark.parametrize(("command", "condition", "message"), ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input_gives_the_documented_message(
     make_cfg, tmp_path: Path, monkeypatch, command: str, condition: str, message: str
 ) -> None:
+    """What ``python train.py`` does, in-process: the pre-flight (misspelt keys and choices,
+    output folders), then the run (every value checked before anything is built)."""
     overrides = shlex.split(command)
     if "no files" in condition:
         overrides.append(f"data.root={tmp_path / 'empty'}")
     if "offline" in condition:  # torchvision's mirrors, moved to a port where nothing listens
         monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    with pytest.raises(Exception) as error:
-        train(make_cfg(*overrides))
-    text = error_message(error.value)
-    position = 0
-    for part in message.split("…"):  # '…' stands for a path or a list
-        found = text.find(part, position)
-        assert found >= 0, f"{part!r} not in {text!r}"
-        position = found + len(part)
+    text = preflight(overrides)
+    if text is None:
+        with pytest.raises(Exception) as error:
+            train(make_cfg(*overrides))
+        text = error_message(error.value)
+    _in_order(message, text)
     assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text  # a user error, not a bug
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+@pytest.mark.parametrize(("command", "condition", "message"), ROWS, ids=[r[0] for r in ROWS])
+def test_the_command_line_names_each_bad_value(
+    data_root: Path, tmp_path: Path, command: str, condition: str, message: str, sweep: bool
+) -> None:
+    """Each row typed as a user types it, alone and as a sweep (``-m``): a non-zero exit, no
+    traceback, the documented message on one line, and in a sweep no run that trained."""
+    root = tmp_path / "empty" if "no files" in condition else data_root
+    args = [*(["-m"] if sweep else []), *shlex.split(command), f"data.root={root}"]
+    args += [f"paths.log_dir={tmp_path / 'logs'}"]
+    result = _cli(*args, env={})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output[-3000:]
+    first = message.split("…")[0]
+    (line,) = [line for line in output.splitlines() if first in line][:1] or [output]
+    _in_order(message, line)
+    if sweep:  # checked before the run (none started), or found when it was built: failed
+        records = [RunRecord.read(p) for p in (tmp_path / "logs").rglob("metrics.json")]
+        assert all(record.status == "failed" for record in records)
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
