@@ -17,12 +17,12 @@ columns show first (``differs``); and a session's end status, which only the Ten
 """
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 
+from runs.compose import CONFIG_DIR
 from runs.knobs import GROUP_KNOBS, init_knobs
 from runs.record import RunRecord, Value
 
@@ -47,7 +47,7 @@ STATUS = {
     "diverged": api_pb2.STATUS_FAILURE,
     "failed": api_pb2.STATUS_FAILURE,
 }
-INIT_DIR = Path(__file__).resolve().parent.parent / "conf" / "init"
+INIT_DIR = CONFIG_DIR / "init"
 
 
 def columns(records: Iterable[RunRecord] = ()) -> dict[str, type]:

@@ -1,5 +1,9 @@
 """Test-only code that configs point at by ``_target_``."""
 
+import os
+import signal
+from pathlib import Path
+
 import lightning as L
 import torch
 from torch import nn
@@ -75,3 +79,19 @@ def wobbled_normal(model: nn.Module, wobble: float = 0.1) -> None:
         for module in model.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=wobble)
+
+
+class KillOnce(L.Callback):
+    """SIGKILLs its own process in the middle of the run's second epoch, as a crash or a
+    scheduler would, once: only while ``marker`` does not exist (it is created first), and only
+    in the run whose ``run`` equals ``when``."""
+
+    def __init__(self, marker: str, when: str = "", run: str = "") -> None:
+        self.marker = Path(marker)
+        self.armed = when == run
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
+        in_second_epoch = trainer.current_epoch == 1 and batch_idx == 1
+        if self.armed and in_second_epoch and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)

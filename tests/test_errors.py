@@ -88,7 +88,9 @@ def test_the_command_line_names_each_bad_value(
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [sys.executable, "train.py", *args, *FAST_CLI]
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags come first
+    overrides = [a for a in args if not a.startswith("-")]
+    command = [sys.executable, "train.py", *flags, *FAST_CLI, *overrides]  # the case's win
     env = {**os.environ, **OFFLINE, **env}
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
 
