@@ -1,6 +1,7 @@
 """OmegaConf resolvers the configs use: run, sweep and job folder names, one GPU per sweep job.
 
-Registered on import (train.py imports this module before Hydra composes anything).
+Registered on import (``runs.compose``, which ``train.py`` imports, imports this module
+before Hydra composes anything).
 """
 
 import hashlib

@@ -37,14 +37,16 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utiliti
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, MisconfigurationException)
 
 
-def error_message(error: BaseException) -> str:
+def error_message(
+    error: BaseException, where: str = "HYDRA_FULL_ERROR=1 shows the traceback"
+) -> str:
     """What a user needs to read of ``error``: the message of a config mistake (unwrapped from
     Hydra's instantiation error), or a bug's type and message and where its traceback is."""
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
     if isinstance(error, USER_ERRORS):
         return str(error)
-    return f"{type(error).__name__}: {error} (HYDRA_FULL_ERROR=1 shows the traceback)"
+    return f"{type(error).__name__}: {error} ({where})"
 
 
 def _traceback_to_files(error: BaseException) -> None:
@@ -74,7 +76,8 @@ def main(cfg: DictConfig) -> float | None:
     except Exception as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error(
-                "run failed: %s (recorded in metrics.json); the sweep goes on", error_message(error)
+                "run failed: %s (recorded in metrics.json); the sweep goes on",
+                error_message(error, where="its traceback is in its train.log"),
             )
             _traceback_to_files(error)
             return None

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -22,9 +22,6 @@ class Divergence:
     step: int
     layer: str | None
     loss: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Snapshots:
@@ -66,7 +63,7 @@ class Snapshots:
 
 class DivergenceGuard(L.Callback):
     """Stops the run cleanly once the training loss is NaN/Inf or above ``max_loss``, so a
-    sweep goes on; ``train.py`` records status ``diverged`` in ``metrics.json``.
+    sweep goes on; ``runs.lifecycle`` records status ``diverged`` in ``metrics.json``.
 
     Each step's loss is copied into a small device buffer; the host reads it only every
     ``every_n_steps`` steps and at epoch end (one sync), so no step waits for the host and

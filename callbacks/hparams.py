@@ -16,6 +16,7 @@ columns show first (``differs``); and a session's end status, which only the Ten
 ``summary.session_end_pb`` writes, is the plugin's ``SessionEndInfo`` proto.
 """
 
+import functools
 from collections.abc import Iterable, Mapping
 
 from omegaconf import OmegaConf
@@ -23,7 +24,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 
 from runs.compose import CONFIG_DIR
-from runs.knobs import GROUP_KNOBS, init_knobs
+from runs.knobs import GROUP_KNOBS, as_value, init_knobs
 from runs.record import RunRecord, Value
 
 # The metrics the HParams tab shows, in its column order: (tag, display name). The first one
@@ -65,12 +66,14 @@ def columns(records: Iterable[RunRecord] = ()) -> dict[str, type]:
     return found | {"seed": float, "status": str}
 
 
-def _catalog_knobs() -> list[tuple[str, Value]]:
-    """The knobs every init file in ``conf/init`` sets (its own keys, not its defaults')."""
+@functools.cache  # the files do not change while a process runs
+def _catalog_knobs() -> tuple[tuple[str, Value], ...]:
+    """The knobs every init file in ``conf/init`` sets (its own keys, not its defaults'; an
+    interpolated one is known only in a run)."""
     knobs = []
     for path in sorted(INIT_DIR.glob("*.yaml")):
-        knobs += init_knobs(OmegaConf.load(path)).items()
-    return knobs
+        knobs += init_knobs(OmegaConf.load(path), resolve=False).items()
+    return tuple(knobs)
 
 
 def _record_knobs(records: Iterable[RunRecord]) -> list[tuple[str, Value]]:
@@ -82,9 +85,15 @@ def session_summaries(record: RunRecord) -> list[Summary]:
     (diverged and failed runs are failures)."""
     return [
         experiment_summary([record]),
-        session_start(record.hparams, record.output_dir or record.name),
+        session_start(typed(record.hparams, columns([record])), record.output_dir or record.name),
         session_end(record.status),
     ]
+
+
+def typed(hparams: Mapping[str, Value], kinds: Mapping[str, type]) -> dict[str, Value]:
+    """Each value as its column's declared type (a knob that is a number in one init and text
+    in another is a text column: its numbers are written as text)."""
+    return {name: as_value(value, kinds.get(name)) for name, value in hparams.items()}
 
 
 def experiment_summary(records: Iterable[RunRecord] = ()) -> Summary:

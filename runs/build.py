@@ -116,8 +116,10 @@ def planned_steps(trainer: DictConfig) -> float:
     max_steps = trainer.get("max_steps", -1)
     if max_steps is not None and max_steps > 0:
         return max_steps
-    epochs = trainer.get("max_epochs", 1000)  # Lightning's default when neither is set
-    return math.inf if epochs in (None, -1) else epochs
+    epochs = trainer.get("max_epochs")
+    if epochs is None:  # Lightning's rule: 1000 epochs, unless a max_time ends the run
+        epochs = 1000 if trainer.get("max_time") is None else -1
+    return math.inf if epochs == -1 else epochs
 
 
 def first_batch(datamodule: L.LightningDataModule, cfg: DictConfig) -> torch.Tensor:

@@ -31,13 +31,14 @@ GROUP_KNOBS: dict[str, dict[str, type]] = {
 WIRING = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
 
 
-def init_knobs(init: Mapping[str, Any] | None) -> dict[str, Value]:
+def init_knobs(init: Mapping[str, Any] | None, resolve: bool = True) -> dict[str, Value]:
     """The init's settings, nested ones (a fallback init's) as ``fallback.gain``; unset
-    (null: "from the model") knobs left out."""
+    (null: "from the model") knobs left out, and with ``resolve=False`` interpolated ones."""
     if init is None:
         return {}
-    plain = OmegaConf.to_container(init, resolve=True) if OmegaConf.is_config(init) else init
-    return dict(_flatten(plain, prefix=""))
+    plain = OmegaConf.to_container(init, resolve=resolve) if OmegaConf.is_config(init) else init
+    knobs = dict(_flatten(plain, prefix=""))
+    return {k: v for k, v in knobs.items() if not (isinstance(v, str) and "${" in v)}
 
 
 def _flatten(node: Mapping[str, Any], prefix: str) -> list[tuple[str, Value]]:
@@ -59,6 +60,8 @@ def as_value(value: Any, kind: type | None = None) -> Value:
         return str(value)
     if kind is bool or isinstance(value, bool):
         return bool(value)
+    if kind is float and isinstance(value, str):
+        return value  # not a number after all: shown as typed
     if isinstance(value, int | float):
         return value
     return str(value)

@@ -31,7 +31,8 @@ class RunRecord:
     """One run, from its start (status ``running``) to its end.
 
     Attributes:
-        name: the run's folder name (``init=lsuv,seed=2`` in a sweep).
+        name: the run's folder name: what its sweep varies (``init=lsuv,seed=2``); for a
+            single run its start time (its overrides name the folder above).
         output_dir: the run's folder.
         overrides: its command-line overrides.
         varied: the keys among them that its sweep varies (empty for a single run).

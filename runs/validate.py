@@ -77,6 +77,12 @@ RULES: dict[str, Rule] = {
     "init.tolerance": POSITIVE,
     "init.max_iters": COUNT,
     "init.forget_bias": Rule(optional=True),
+    "init.truncate": Rule(low=0, low_open=True, optional=True),
+    "init.mean": Rule(),
+    "init.low": Rule(),
+    "init.high": Rule(),
+    "data.seed": Rule(low=0, high=SEED_MAX, integer=True),
+    "data.split_seed": Rule(low=0, high=SEED_MAX, integer=True),
     "data.batch_size": COUNT,
     "data.eval_batch_size": COUNT,
     "data.val_size": Rule(low=0, integer=True),
@@ -102,13 +108,17 @@ class ConfigError(ValueError):
 
 
 def problems(cfg: DictConfig) -> list[str]:
-    """``key=value: expected ...`` for each bad value of ``cfg`` (those it has of ``RULES``,
-    and ``trainer.devices``)."""
+    """``key=value: expected ...`` for each bad value of ``cfg``: those it has of ``RULES``
+    (for the init, its fallback's too), ``init.low < init.high``, ``trainer.devices``."""
     found = []
-    for key, rule in RULES.items():
+    fallback = {f"init.fallback.{k[5:]}": r for k, r in RULES.items() if k.startswith("init.")}
+    for key, rule in (RULES | fallback).items():
         value = OmegaConf.select(cfg, key, default=ABSENT)
         if value is not ABSENT and (problem := rule.problem(value)) is not None:
             found.append(f"{key}={_shown(value)}: {problem}")
+    low, high = (OmegaConf.select(cfg, f"init.{k}", default=None) for k in ("low", "high"))
+    if isinstance(low, int | float) and isinstance(high, int | float) and not low < high:
+        found.append(f"init.low={low}, init.high={high}: expected init.low < init.high")
     devices = OmegaConf.select(cfg, "trainer.devices", default=ABSENT)
     if devices is not ABSENT and not _devices_ok(devices):
         found.append(

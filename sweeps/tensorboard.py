@@ -20,7 +20,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from callbacks.dashboard import TRAINING_CATEGORY, layout_summary, write_summary
-from callbacks.hparams import experiment_summary, session_end, session_start
+from callbacks.hparams import columns, experiment_summary, session_end, session_start, typed
 from resolvers import run_name
 from runs.record import RunRecord
 from sweeps.sweep import Sweep, SweepRun
@@ -56,7 +56,7 @@ def _session(record: RunRecord, records: list[RunRecord]) -> list[Summary]:
     """A session of the sweep's HParams table, declared with every run's columns."""
     return [
         experiment_summary(records),
-        session_start(record.hparams, record.output_dir or record.name),
+        session_start(typed(record.hparams, columns(records)), record.output_dir or record.name),
         session_end(record.status),
     ]
 
@@ -76,7 +76,8 @@ def _write_aggregates(sweep: Sweep) -> list[str]:
         with SummaryWriter(str(sweep.folder / name)) as writer:
             for step, values in sorted(_aggregate(group).items()):
                 write_summary(writer, _scalars(values), step)
-            for summary in (experiment_summary(records), session_start(row, name)):
+            start = session_start(typed(row, columns(records)), name)
+            for summary in (experiment_summary(records), start):
                 write_summary(writer, summary, 0)
             write_summary(writer, session_end("finished"), 0)
             write_summary(writer, layout_summary(_bands()), 0)

@@ -189,6 +189,7 @@ def _train(members: list[MemberJob]) -> list[RunRecord]:
             log.exception("the population failed (recorded in each member's metrics.json)")
             for member in members:
                 fail_record(member.record, error)
+                member.record.write()
             return [member.record for member in members]
 
 

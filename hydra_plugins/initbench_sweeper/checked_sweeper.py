@@ -1,13 +1,15 @@
 """A sweep is checked before its first run: every job's config is composed and its values
 checked (``runs.validate``); a bad one stops the sweep, with one line per bad job, before any
-run starts. Hydra's basic sweeper checks only that each batch composes, batch by batch, so a
-bad value in the last job showed after every other run had trained."""
+run starts or its folder is made. Hydra's basic sweeper checks only that each batch composes,
+batch by batch, so a bad value in the last job showed after every other run had trained."""
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, open_dict
 
@@ -17,12 +19,18 @@ class SweepConfigError(CompactHydraException):
 
 
 class CheckedSweeper(BasicSweeper):
-    """Hydra's basic sweeper; before the first batch, every job of every batch is checked."""
+    """Hydra's basic sweeper, with every job of every batch checked before the first."""
 
-    def get_job_batch(self) -> Sequence[Sequence[str]]:
-        if self.batch_index == 0:
-            self._check([job for batch in self.overrides for job in batch])
-        return super().get_job_batch()
+    def sweep(self, arguments: list[str]) -> Any:
+        params = self._parse_config() + list(arguments)  # as BasicSweeper.sweep reads them
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        batches = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        self._check([job for batch in batches for job in batch])
+        return super().sweep(arguments)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Nothing: ``sweep`` checked every job already (composing each one again would
+        only cost time)."""
 
     def _check(self, jobs: list[Sequence[str]]) -> None:
         lines = []
@@ -41,9 +49,9 @@ class CheckedSweeper(BasicSweeper):
 
         try:
             config = self.hydra_context.config_loader.load_sweep_config(self.config, job)
-        except Exception as error:  # Hydra's reason: a choice or key this job cannot have
+            return "; ".join(_with_hydra_config(config, number, problems)) or None
+        except Exception as error:  # Hydra's or OmegaConf's reason, as this job's line
             return " ".join(short_message(error).split())
-        return "; ".join(_with_hydra_config(config, number, problems)) or None
 
 
 def _with_hydra_config(
