@@ -73,6 +73,9 @@ def test_the_command_line_names_each_bad_value(
 ) -> None:
     """Each row typed as a user types it, alone and as a sweep (``-m``): a non-zero exit, no
     traceback, the documented message on one line, and in a sweep no run that trained."""
+    if sweep:  # a sweep writes into its sweep folder, never a run folder
+        command = command.replace("hydra.run.dir", "hydra.sweep.dir")
+        message = message.replace("hydra.run.dir", "hydra.sweep.dir")
     root = tmp_path / "empty" if "no files" in condition else data_root
     args = [*(["-m"] if sweep else []), *shlex.split(command), f"data.root={root}"]
     args += [f"paths.log_dir={tmp_path / 'logs'}"]
