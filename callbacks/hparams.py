@@ -18,6 +18,7 @@ columns show first (``differs``); and a session's end status, which only the Ten
 
 import functools
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
@@ -85,15 +86,23 @@ def session_summaries(record: RunRecord) -> list[Summary]:
     (diverged and failed runs are failures)."""
     return [
         experiment_summary([record]),
-        session_start(typed(record.hparams, columns([record])), record.output_dir or record.name),
+        session_start(typed(record.hparams, columns([record])), trial_name(record)),
         session_end(record.status),
     ]
 
 
+def trial_name(record: RunRecord) -> str:
+    """The run's name in the HParams table (its Trial ID): a sweep's job folder
+    (``init=lsuv,seed=2``), or a single run's overrides and time (``model=cnn/2026-...``)."""
+    folder = Path(record.output_dir or record.name)
+    return folder.name if record.varied else "/".join(folder.parts[-2:])
+
+
 def typed(hparams: Mapping[str, Value], kinds: Mapping[str, type]) -> dict[str, Value]:
-    """Each value as its column's declared type (a knob that is a number in one init and text
-    in another is a text column: its numbers are written as text)."""
-    return {name: as_value(value, kinds.get(name)) for name, value in hparams.items()}
+    """The values of the declared columns, each as its column's type (a knob that is a number
+    in one init and text in another is a text column: its numbers are written as text); the
+    other choices (``paths``, ``logger``...) tell no runs apart and are left out."""
+    return {name: as_value(v, kinds[name]) for name, v in hparams.items() if name in kinds}
 
 
 def experiment_summary(records: Iterable[RunRecord] = ()) -> Summary:

@@ -221,6 +221,5 @@ def _finish(
 
 
 def _end(record: RunRecord, started: float, failed: BaseException) -> None:
-    fail_record(record, failed)
-    record.seconds = round(time.perf_counter() - started, 2)
+    fail_record(record, failed, seconds=time.perf_counter() - started)
     record.write()

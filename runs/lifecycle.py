@@ -85,10 +85,13 @@ def layer_types(net: nn.Module) -> dict[str, dict[str, str]]:
     }
 
 
-def fail_record(record: RunRecord, error: BaseException) -> None:
-    """A failed run's record: its status and the error's first line."""
+def fail_record(record: RunRecord, error: BaseException, seconds: float | None = None) -> None:
+    """A failed run's record: its status and the error's first line (and, given, the seconds
+    it ran)."""
     record.status = "failed"
     record.error = f"{type(error).__name__}: {error}".splitlines()[0]
+    if seconds is not None:
+        record.seconds = round(seconds, 2)
 
 
 @rank_zero_only  # other ranks' writers are Lightning's no-op stand-ins

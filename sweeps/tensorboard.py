@@ -20,7 +20,13 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from callbacks.dashboard import TRAINING_CATEGORY, layout_summary, write_summary
-from callbacks.hparams import columns, experiment_summary, session_end, session_start, typed
+from callbacks.hparams import (
+    columns,
+    experiment_summary,
+    session_end,
+    session_start,
+    typed,
+)
 from resolvers import run_name
 from runs.record import RunRecord
 from sweeps.sweep import Sweep, SweepRun
@@ -56,7 +62,7 @@ def _session(record: RunRecord, records: list[RunRecord]) -> list[Summary]:
     """A session of the sweep's HParams table, declared with every run's columns."""
     return [
         experiment_summary(records),
-        session_start(typed(record.hparams, columns(records)), record.output_dir or record.name),
+        session_start(typed(record.hparams, columns(records)), record.name),
         session_end(record.status),
     ]
 

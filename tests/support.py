@@ -28,6 +28,38 @@ README = (ROOT / "README.md").read_text()
 OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
 
 N_TRAIN, N_TEST = 64, 32
+# Small models for population tests: a member of each trains in a fraction of a second.
+SMALL_MODELS = {
+    "mlp": ["model=mlp", "model.depth=2", "model.width=16"],
+    "mlp_layernorm_tanh": [
+        "model=mlp",
+        "model.depth=2",
+        "model.width=16",
+        "model.norm=layernorm",
+        "model.activation=tanh",
+    ],
+    "mlp_batchnorm": ["model=mlp", "model.depth=2", "model.width=16", "model.norm=batchnorm"],
+    "mlp_mup": ["model=mlp", "model.depth=2", "model.width=16", "parametrization=mup"],
+    "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
+    "cnn_layernorm": [
+        "model=cnn",
+        "model.channels=[4,8]",
+        "model.hidden=16",
+        "model.norm=layernorm",
+    ],
+    # LSUV sees the member's first batch, augmented as its single run's
+    "cnn_cifar_augment_lsuv": [
+        "data=cifar10",
+        "data.augment=true",
+        "model=cnn",
+        "model.channels=[4,8]",
+        "model.hidden=16",
+    ],
+    "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
+    "resnet_layernorm": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=layernorm"],
+    "resnet_fixup": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=none"],
+}
+
 FAST = [
     "trainer.max_epochs=1",
     "++trainer.limit_train_batches=2",

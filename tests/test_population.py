@@ -11,39 +11,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from population.run import build_members, train_population
 from runs.build import build_run
-from tests.support import member_runs
+from tests.support import SMALL_MODELS, member_runs
 from train import train
 
-SMALL_MODELS = {
-    "mlp": ["model=mlp", "model.depth=2", "model.width=16"],
-    "mlp_layernorm_tanh": [
-        "model=mlp",
-        "model.depth=2",
-        "model.width=16",
-        "model.norm=layernorm",
-        "model.activation=tanh",
-    ],
-    "mlp_batchnorm": ["model=mlp", "model.depth=2", "model.width=16", "model.norm=batchnorm"],
-    "mlp_mup": ["model=mlp", "model.depth=2", "model.width=16", "parametrization=mup"],
-    "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
-    "cnn_layernorm": [
-        "model=cnn",
-        "model.channels=[4,8]",
-        "model.hidden=16",
-        "model.norm=layernorm",
-    ],
-    # LSUV sees the member's first batch, augmented as its single run's
-    "cnn_cifar_augment_lsuv": [
-        "data=cifar10",
-        "data.augment=true",
-        "model=cnn",
-        "model.channels=[4,8]",
-        "model.hidden=16",
-    ],
-    "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
-    "resnet_layernorm": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=layernorm"],
-    "resnet_fixup": ["model=resnet", "model.depth=8", "model.width=4", "model.norm=none"],
-}
 MEMBERS = [
     ["init=kaiming_normal", "seed=0"],
     ["init=xavier_normal", "seed=1", "optimizer.lr=0.1"],

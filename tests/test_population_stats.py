@@ -20,21 +20,11 @@ from callbacks.watched import STAT_PREFIX, watched_modules
 from models import CNN
 from population.run import train_population
 from population.stacked import stack
-from tests.support import member_runs
+from tests.support import SMALL_MODELS, member_runs
 from train import train
 
 K = 3
-MODELS = {
-    "mlp_layernorm_tanh": [
-        "model=mlp",
-        "model.depth=2",
-        "model.width=16",
-        "model.norm=layernorm",
-        "model.activation=tanh",
-    ],
-    "cnn": ["model=cnn", "model.channels=[4,8]", "model.hidden=16"],
-    "resnet_batchnorm": ["model=resnet", "model.depth=8", "model.width=4"],
-}
+MODELS = {k: SMALL_MODELS[k] for k in ("mlp_layernorm_tanh", "cnn", "resnet_batchnorm")}
 MEMBERS = [
     ["init=kaiming_normal", "seed=0"],
     ["init=xavier_normal", "seed=1", "optimizer.lr=0.1"],
